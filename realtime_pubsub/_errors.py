@@ -1,0 +1,109 @@
+"""The exception hierarchy: everything the library raises on purpose derives from
+:class:`RealtimePubSubError`, so one ``except`` clause catches it all, and the subclasses
+let callers catch exactly the failure they can handle."""
+
+from __future__ import annotations
+
+__all__ = [
+    "AckTimeout",
+    "AuthenticationError",
+    "ClientClosed",
+    "ConnectTimeout",
+    "ConnectionClosed",
+    "Forbidden",
+    "MessageTooLarge",
+    "ProtocolError",
+    "RealtimePubSubError",
+    "ReplyTimeout",
+    "SlowConsumer",
+]
+
+
+class RealtimePubSubError(Exception):
+    """Base class of every exception raised by ``realtime_pubsub``."""
+
+
+class ProtocolError(RealtimePubSubError):
+    """A frame broke the wire protocol (PROTOCOL.md §2, §6).
+
+    Raised by the codec for input it cannot understand: text that is not UTF-8 JSON, JSON
+    that is not an object, a missing or ill-typed field, an unknown frame ``type``.
+    ``close_code`` is the WebSocket close code a gateway answers it with: 1003
+    (unsupported data) when the frame is not a JSON object at all, 1008 (policy
+    violation) when the object has the wrong shape.
+    """
+
+    def __init__(self, message: str, *, close_code: int = 1008) -> None:
+        super().__init__(message)
+        self.close_code = close_code
+
+
+class ConnectionClosed(RealtimePubSubError):
+    """The connection a wait depended on is gone.
+
+    Raised at once to everybody waiting for an ack or a reply on a connection that died
+    (acks and replies addressed to a dead connection never arrive), with the close
+    ``code`` and ``reason`` when the gateway sent any (``code`` is 1006 when the
+    connection was lost without a closing handshake).
+    """
+
+    def __init__(self, message: str, *, code: int = 1006, reason: str = "") -> None:
+        super().__init__(message)
+        self.code = code
+        self.reason = reason
+
+
+class ClientClosed(RealtimePubSubError):
+    """The client was closed by its owner (the ``async with`` block ended); it cannot be
+    used any more. You get this for calls made after the close, never for a connection
+    that broke under you (that is :class:`ConnectionClosed`)."""
+
+
+class AuthenticationError(RealtimePubSubError):
+    """The gateway refused the WebSocket handshake with HTTP ``status`` (401: missing,
+    malformed or expired token; 403: not allowed; 404: unknown app). Not retried by
+    default: a new attempt with the same credentials would be refused again."""
+
+    def __init__(self, message: str, *, status: int) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+class Forbidden(RealtimePubSubError):
+    """The gateway closed the connection with 1008 (policy violation), for instance on a
+    subscription to a secure topic without the read permission. ``code`` and ``reason``
+    are the gateway's own. Not retried by default."""
+
+    def __init__(self, message: str, *, code: int = 1008, reason: str = "") -> None:
+        super().__init__(message)
+        self.code = code
+        self.reason = reason
+
+
+class ConnectTimeout(RealtimePubSubError, TimeoutError):
+    """Opening the connection (TCP, TLS, handshake and welcome) took longer than
+    ``connect_timeout``."""
+
+
+class AckTimeout(RealtimePubSubError, TimeoutError):
+    """No acknowledgement arrived within the timeout. The message may still have been
+    delivered: the gateway may have acks disabled, or the ack may simply be late."""
+
+
+class ReplyTimeout(RealtimePubSubError, TimeoutError):
+    """No reply arrived within the timeout. The request may still be processed."""
+
+
+class MessageTooLarge(RealtimePubSubError, ValueError):
+    """A frame is larger than ``max_message_size``; it was refused before anything was
+    written, so the connection is unaffected."""
+
+
+class SlowConsumer(RealtimePubSubError):
+    """A listener with ``overflow="error"`` fell ``max_buffer`` messages behind; raised
+    from that listener's iterator (other listeners are unaffected). ``dropped`` counts the
+    messages it missed."""
+
+    def __init__(self, message: str, *, dropped: int) -> None:
+        super().__init__(message)
+        self.dropped = dropped

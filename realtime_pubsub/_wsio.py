@@ -1,0 +1,115 @@
+"""A websockets sans-IO protocol object driven over an anyio byte stream: the one piece of
+I/O glue under both the client transport and the local gateway.
+
+The protocol object is only ever touched synchronously between awaits, so any task may
+queue frames on it (``protocol.send_text(...)``); :meth:`WebSocketIO.flush` then writes
+everything queued, in order, under one lock. Queued chunks are joined into a single write,
+which keeps small-message throughput close to the socket's.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import anyio
+import anyio.abc
+from websockets.frames import Frame, Opcode
+from websockets.protocol import SEND_EOF, Protocol, State
+from websockets.protocol import Event as WebSocketEvent
+
+__all__ = ["WebSocketIO"]
+
+_READ_SIZE = 65536
+_TEXT, _BINARY, _CONT, _PONG = Opcode.TEXT, Opcode.BINARY, Opcode.CONT, Opcode.PONG
+
+#: A complete data message: its bytes and whether it came as a binary frame.
+DataMessage = tuple[bytes, bool]
+
+
+class WebSocketIO:
+    """Feeds bytes from ``stream`` into ``protocol``, reassembles data messages, and writes
+    the protocol's output back."""
+
+    __slots__ = ("_fragment_binary", "_fragments", "_send_lock", "on_pong", "protocol", "stream")
+
+    def __init__(self, protocol: Protocol, stream: anyio.abc.ByteStream) -> None:
+        # websockets logs every frame, and the handshake's URL with its access token, at
+        # DEBUG: never let it, whatever the application's logging configuration.
+        protocol.debug = False
+        self.protocol = protocol
+        self.stream = stream
+        self.on_pong: Callable[[bytes], None] | None = None
+        self._send_lock = anyio.Lock()
+        self._fragments: list[bytes] | None = None
+        self._fragment_binary = False
+
+    @property
+    def closed(self) -> bool:
+        """True once the WebSocket connection has fully closed."""
+        return self.protocol.state is State.CLOSED
+
+    async def flush(self) -> None:
+        """Write everything the protocol has queued.
+
+        Raises :class:`anyio.BrokenResourceError` or :class:`anyio.ClosedResourceError`
+        when the stream is gone.
+        """
+        async with self._send_lock:
+            chunks = self.protocol.data_to_send()
+            if not chunks:
+                return
+            data = b"".join(chunks)
+            if data:
+                await self.stream.send(data)
+            if chunks[-1] == SEND_EOF:
+                try:
+                    await self.stream.send_eof()
+                except (NotImplementedError, anyio.ClosedResourceError, OSError):
+                    # TLS cannot half-close; whoever owns the stream closes it instead.
+                    pass
+
+    async def receive_events(self) -> list[WebSocketEvent]:
+        """Read once from the stream, feed the protocol, answer what must be answered (pings,
+        close frames, a refused handshake) and return the protocol's events.
+
+        End of stream, or a stream broken under us, is fed to the protocol as EOF; check
+        :attr:`closed` afterwards.
+        """
+        try:
+            data = await self.stream.receive(_READ_SIZE)
+        except (anyio.EndOfStream, anyio.BrokenResourceError):
+            self.protocol.receive_eof()
+        else:
+            self.protocol.receive_data(data)
+        events = self.protocol.events_received()
+        if self.protocol.writes:
+            await self.flush()
+        return events
+
+    async def receive_messages(self) -> list[DataMessage]:
+        """Like :meth:`receive_events`, for an open connection: the complete data messages
+        received, fragments joined; pongs go to :attr:`on_pong`."""
+        messages: list[DataMessage] = []
+        for frame in await self.receive_events():
+            if not isinstance(frame, Frame):
+                continue
+            opcode = frame.opcode
+            if opcode is _TEXT or opcode is _BINARY:
+                if frame.fin:
+                    messages.append((frame.data, opcode is _BINARY))
+                else:
+                    self._fragments = [frame.data]
+                    self._fragment_binary = opcode is _BINARY
+            elif opcode is _CONT and self._fragments is not None:
+                self._fragments.append(frame.data)
+                if frame.fin:
+                    messages.append((b"".join(self._fragments), self._fragment_binary))
+                    self._fragments = None
+            elif opcode is _PONG and self.on_pong is not None:
+                self.on_pong(frame.data)
+        return messages
+
+    async def aclose(self) -> None:
+        """Close the underlying stream at once (no closing handshake)."""
+        with anyio.CancelScope(shield=True):
+            await self.stream.aclose()
