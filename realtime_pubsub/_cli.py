@@ -55,8 +55,7 @@ def _parser() -> argparse.ArgumentParser:
         action="append",
         default=None,
         metavar="P",
-        help="a permission string, repeatable "
-        "(default: realtime:publisher:write:topic:*)",
+        help="a permission string, repeatable (default: realtime:publisher:write:topic:*)",
     )
     token.add_argument(
         "--ttl", type=float, default=3600.0, help="seconds until it expires (default 3600)"
@@ -78,8 +77,11 @@ async def _run_gateway(args: argparse.Namespace) -> None:
         template = template.replace("%3Capp-id%3E", "<app-id>")
         print(f"realtime-pubsub gateway listening on {gateway.host}:{gateway.port}", flush=True)
         print(f"connect to: {template}", flush=True)
-        print("get a token with: realtime-pubsub token"
-              + (" --secret <secret>" if args.secret else ""), flush=True)
+        print(
+            "get a token with: realtime-pubsub token"
+            + (" --secret <secret>" if args.secret else ""),
+            flush=True,
+        )
         print("press Ctrl-C to stop", flush=True)
         await anyio.sleep_forever()
 

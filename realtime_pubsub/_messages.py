@@ -114,9 +114,7 @@ class IncomingMessage:
     def can_reply(self) -> bool:
         """Whether :meth:`reply` can address the sender (it needs the sender's connection
         id and the message id)."""
-        return self.id is not None and self.client is not None and bool(
-            self.client.connection_id
-        )
+        return self.id is not None and self.client is not None and bool(self.client.connection_id)
 
     async def reply(self, data: Any, status: str = "ok", *, compress: bool = False) -> Any:
         """Answer the sender: publish ``{"data": data, "status": status, "id": self.id}`` to

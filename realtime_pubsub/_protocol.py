@@ -204,11 +204,13 @@ class SendFrame:
 ClientFrame = SubscribeFrame | UnsubscribeFrame | PublishFrame | SendFrame
 
 
-def _loads_object(data: bytes | str, what: str) -> dict[str, Any]:
+def _loads_object(data: bytes | bytearray | memoryview | str, what: str) -> dict[str, Any]:
     try:
         value = orjson.loads(data)
     except orjson.JSONDecodeError:
-        raise ProtocolError(f"{what} is not valid UTF-8 JSON", close_code=_UNSUPPORTED_DATA) from None
+        raise ProtocolError(
+            f"{what} is not valid UTF-8 JSON", close_code=_UNSUPPORTED_DATA
+        ) from None
     if not isinstance(value, dict):
         raise ProtocolError(
             f"{what} is not a JSON object (got {type(value).__name__})",
@@ -243,7 +245,7 @@ def _delivery_fields(data: Mapping[str, Any], kind: str) -> tuple[Any, str, bool
     return data["payload"], message_type, compress, message_id
 
 
-def parse_client_frame(data: bytes | str) -> ClientFrame:
+def parse_client_frame(data: bytes | bytearray | memoryview | str) -> ClientFrame:
     """Parse a frame a client sent (the gateway's side of PROTOCOL.md §2).
 
     Optional fields may be absent (the official clients omit them); a present field of the
@@ -353,7 +355,10 @@ def _client_info(value: object) -> ClientInfo | None:
 
 
 def parse_gateway_frame(
-    data: bytes | str, *, compression: bool = False, replier: Replier | None = None
+    data: bytes | bytearray | memoryview | str,
+    *,
+    compression: bool = False,
+    replier: Replier | None = None,
 ) -> GatewayEvent:
     """Parse a frame the gateway sent (the client's side of PROTOCOL.md §2).
 
@@ -397,20 +402,23 @@ def parse_gateway_frame(
         # Published over the HTTP API: data is the raw message (PROTOCOL.md §2).
         client, payload, message_id = None, body, None
 
-    if message_type == "response" and topic.startswith(_PRIVATE_PREFIX):
-        request_id = payload.get("id") if isinstance(payload, dict) else None
-        if isinstance(request_id, str):
-            status = payload.get("status")
-            return ResponseMessage(
-                id=request_id,
-                data=payload.get("data"),
-                status=status if isinstance(status, str) else "ok",
-                client=client,
-                topic=topic,
-                raw=frame,
-            )
-        # A "response" that names no request cannot be correlated; deliver it as an
-        # ordinary message rather than lose it.
+    if (
+        message_type == "response"
+        and topic.startswith(_PRIVATE_PREFIX)
+        and isinstance(payload, dict)
+        and isinstance(request_id := payload.get("id"), str)
+    ):
+        status = payload.get("status")
+        return ResponseMessage(
+            id=request_id,
+            data=payload.get("data"),
+            status=status if isinstance(status, str) else "ok",
+            client=client,
+            topic=topic,
+            raw=frame,
+        )
+    # A "response" that names no request cannot be correlated; deliver it as an
+    # ordinary message rather than lose it.
 
     return IncomingMessage(
         topic=topic,

@@ -9,6 +9,7 @@ which keeps small-message throughput close to the socket's.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable
 
 import anyio
@@ -23,14 +24,22 @@ _READ_SIZE = 65536
 _TEXT, _BINARY, _CONT, _PONG = Opcode.TEXT, Opcode.BINARY, Opcode.CONT, Opcode.PONG
 
 #: A complete data message: its bytes and whether it came as a binary frame.
-DataMessage = tuple[bytes, bool]
+DataMessage = tuple["bytes | bytearray | memoryview", bool]
 
 
 class WebSocketIO:
     """Feeds bytes from ``stream`` into ``protocol``, reassembles data messages, and writes
     the protocol's output back."""
 
-    __slots__ = ("_fragment_binary", "_fragments", "_send_lock", "on_pong", "protocol", "stream")
+    __slots__ = (
+        "_fragment_binary",
+        "_fragments",
+        "_resumed",
+        "_send_lock",
+        "on_pong",
+        "protocol",
+        "stream",
+    )
 
     def __init__(self, protocol: Protocol, stream: anyio.abc.ByteStream) -> None:
         # websockets logs every frame, and the handshake's URL with its access token, at
@@ -38,10 +47,33 @@ class WebSocketIO:
         protocol.debug = False
         self.protocol = protocol
         self.stream = stream
-        self.on_pong: Callable[[bytes], None] | None = None
+        self.on_pong: Callable[[bytes | bytearray | memoryview], None] | None = None
         self._send_lock = anyio.Lock()
-        self._fragments: list[bytes] | None = None
+        self._fragments: list[bytes | bytearray | memoryview] | None = None
         self._fragment_binary = False
+        self._resumed: anyio.Event | None = None
+
+    @property
+    def paused(self) -> bool:
+        """True between :meth:`pause` and :meth:`resume`."""
+        return self._resumed is not None
+
+    def pause(self) -> None:
+        """Stop feeding received bytes to the protocol and stop writing, so nothing is
+        answered (not even pings) and nothing is sent: a half-open connection. What arrives
+        or is queued meanwhile is processed after :meth:`resume`."""
+        if self._resumed is None:
+            self._resumed = anyio.Event()
+
+    def resume(self) -> None:
+        """Undo :meth:`pause`."""
+        resumed, self._resumed = self._resumed, None
+        if resumed is not None:
+            resumed.set()
+
+    async def _wait_resumed(self) -> None:
+        while self._resumed is not None:
+            await self._resumed.wait()
 
     @property
     def closed(self) -> bool:
@@ -55,6 +87,8 @@ class WebSocketIO:
         when the stream is gone.
         """
         async with self._send_lock:
+            if self._resumed is not None:
+                await self._wait_resumed()
             chunks = self.protocol.data_to_send()
             if not chunks:
                 return
@@ -62,11 +96,9 @@ class WebSocketIO:
             if data:
                 await self.stream.send(data)
             if chunks[-1] == SEND_EOF:
-                try:
+                # TLS cannot half-close; whoever owns the stream closes it instead.
+                with contextlib.suppress(NotImplementedError, anyio.ClosedResourceError, OSError):
                     await self.stream.send_eof()
-                except (NotImplementedError, anyio.ClosedResourceError, OSError):
-                    # TLS cannot half-close; whoever owns the stream closes it instead.
-                    pass
 
     async def receive_events(self) -> list[WebSocketEvent]:
         """Read once from the stream, feed the protocol, answer what must be answered (pings,
@@ -80,6 +112,8 @@ class WebSocketIO:
         except (anyio.EndOfStream, anyio.BrokenResourceError):
             self.protocol.receive_eof()
         else:
+            if self._resumed is not None:
+                await self._wait_resumed()
             self.protocol.receive_data(data)
         events = self.protocol.events_received()
         if self.protocol.writes:

@@ -96,9 +96,7 @@ class _Connection:
         "id",
         "identity",
         "may_write",
-        "paused",
         "remote_address",
-        "resumed",
         "scope",
         "subscriptions",
         "wake",
@@ -123,8 +121,6 @@ class _Connection:
         self.client_info = encode_client_info(self.id, identity.subject, identity.permissions)
         self.subscriptions: set[str] = set()
         self.may_write: dict[str, bool] = {}
-        self.paused = False
-        self.resumed = anyio.Event()
         self.wake = anyio.Event()
         self.scope = anyio.CancelScope()
 
@@ -154,7 +150,7 @@ class _Connection:
             permissions=self.identity.permissions,
             subscriptions=frozenset(self.subscriptions),
             remote_address=self.remote_address,
-            paused=self.paused,
+            paused=self.ws.paused,
         )
 
 
@@ -189,6 +185,7 @@ class Gateway:
         self._accept_scope: anyio.CancelScope | None = None
         self._listener: anyio.abc.Listener[Any] | None = None
         self._accept_stopped = anyio.Event()
+        self._changed = anyio.Event()
 
     def __repr__(self) -> str:
         state = "accepting" if self.accepting else "stopped"
@@ -236,7 +233,9 @@ class Gateway:
 
     def connections(self) -> list[ConnectionSnapshot]:
         """Every open connection, in all apps, with subject, permissions and subscriptions."""
-        return [conn.snapshot() for app in self._apps.values() for conn in app.connections.values()]
+        return [
+            conn.snapshot() for app in self._apps.values() for conn in app.connections.values()
+        ]
 
     def _connection(self, connection_id: str) -> _Connection:
         for app in self._apps.values():
@@ -251,7 +250,22 @@ class Gateway:
             apps = [self._apps.get(app_id)] if app_id else list(self._apps.values())
             if sum(len(app.connections) for app in apps if app) >= count:
                 return
-            await anyio.sleep(0.005)
+            await self._changed.wait()
+
+    async def wait_for_subscribers(
+        self, topic: str, count: int = 1, *, app_id: str | None = None
+    ) -> None:
+        """Wait until ``topic`` has at least ``count`` subscribers (in ``app_id``, if given):
+        the way for a test to know a subscription was processed before it publishes."""
+        while True:
+            apps = [self._apps.get(app_id)] if app_id else list(self._apps.values())
+            if sum(len(app.topics.get(topic, ())) for app in apps if app) >= count:
+                return
+            await self._changed.wait()
+
+    def _notify(self) -> None:
+        changed, self._changed = self._changed, anyio.Event()
+        changed.set()
 
     def close_connection(self, connection_id: str, code: int = 1000, reason: str = "") -> None:
         """Close one connection with a proper closing handshake, ``code`` and ``reason``."""
@@ -265,14 +279,11 @@ class Gateway:
         """Make one connection half-open: the gateway stops reading from it and writing to
         it, so its pings go unanswered and nothing reaches it, but the TCP connection stays
         up. :meth:`resume_connection` undoes it (what was queued meanwhile is then sent)."""
-        self._connection(connection_id).paused = True
+        self._connection(connection_id).ws.pause()
 
     def resume_connection(self, connection_id: str) -> None:
         """Undo :meth:`pause_connection`."""
-        conn = self._connection(connection_id)
-        conn.paused = False
-        conn.resumed.set()
-        conn.resumed = anyio.Event()
+        self._connection(connection_id).ws.resume()
 
     def send_raw(self, connection_id: str, data: str | bytes, *, text: bool | None = None) -> None:
         """Send any frame to one connection, bypassing the codec: ``str`` as a text frame,
@@ -356,8 +367,10 @@ class Gateway:
                     return None
         if request is None:
             return None
-        response, app_id, identity = self._authorize(ws.protocol, request)
-        ws.protocol.send_response(response)
+        protocol = ws.protocol
+        assert isinstance(protocol, ServerProtocol)
+        response, app_id, identity = self._authorize(protocol, request)
+        protocol.send_response(response)
         await ws.flush()
         if response.status_code != 101 or app_id is None or identity is None:
             return None
@@ -392,7 +405,10 @@ class Gateway:
         app = conn.app
         app.connections[conn.id] = conn
         app.topics.setdefault(private_topic(conn.id), set()).add(conn)
-        logger.info("connection %s open (app %r, subject %r)", conn.id, conn.app_id, conn.identity.subject)
+        self._notify()
+        logger.info(
+            "connection %s open (app %r, subject %r)", conn.id, conn.app_id, conn.identity.subject
+        )
         try:
             with conn.scope:
                 conn.deliver(
@@ -421,14 +437,13 @@ class Gateway:
                 subscribers.discard(conn)
                 if not subscribers:
                     del app.topics[topic]
+        self._notify()
 
     async def _write_loop(self, conn: _Connection) -> None:
         try:
             while True:
                 await conn.wake.wait()
                 conn.wake = anyio.Event()
-                while conn.paused:
-                    await conn.resumed.wait()
                 await conn.ws.flush()
         except (anyio.BrokenResourceError, anyio.ClosedResourceError, OSError):
             conn.scope.cancel()
@@ -436,8 +451,6 @@ class Gateway:
     async def _read_loop(self, conn: _Connection) -> None:
         ws = conn.ws
         while not ws.closed:
-            while conn.paused:
-                await conn.resumed.wait()
             if ws.protocol.state is State.CLOSING:
                 # We (or the peer) started the closing handshake; don't wait forever for
                 # a peer that never finishes it.
@@ -454,7 +467,7 @@ class Gateway:
 
     # ------------------------------------------------------------------ the protocol rules
 
-    def _on_message(self, conn: _Connection, data: bytes) -> None:
+    def _on_message(self, conn: _Connection, data: bytes | bytearray | memoryview) -> None:
         try:
             frame = parse_client_frame(data)
         except ProtocolError as exc:
@@ -479,6 +492,7 @@ class Gateway:
             return
         conn.subscriptions.add(topic)
         conn.app.topics.setdefault(topic, set()).add(conn)
+        self._notify()
 
     def _unsubscribe(self, conn: _Connection, topic: str) -> None:
         conn.subscriptions.discard(topic)
@@ -487,6 +501,7 @@ class Gateway:
             subscribers.discard(conn)
             if not subscribers:
                 del conn.app.topics[topic]
+        self._notify()
 
     def _publish(self, conn: _Connection, frame: PublishFrame) -> None:
         topic = frame.topic

@@ -1,0 +1,41 @@
+"""Developer sessions: ``nox`` runs tests, lint, typecheck and docs; ``nox -s bench`` the
+benchmarks."""
+
+from __future__ import annotations
+
+import nox
+
+nox.options.sessions = ["tests", "lint", "typecheck", "docs"]
+nox.options.reuse_existing_virtualenvs = True
+nox.options.error_on_missing_interpreters = False
+
+LINTERS = ["ruff>=0.6"]
+
+
+@nox.session
+def tests(session: nox.Session) -> None:
+    """pytest; every async test runs on trio and on asyncio."""
+    session.install("-e", ".[trio,test]")
+    session.run("pytest", *session.posargs)
+
+
+@nox.session
+def lint(session: nox.Session) -> None:
+    """ruff check and ruff format --check."""
+    session.install(*LINTERS)
+    session.run("ruff", "check", ".")
+    session.run("ruff", "format", "--check", ".")
+
+
+@nox.session
+def typecheck(session: nox.Session) -> None:
+    """mypy --strict on the package and the tests."""
+    session.install("-e", ".[trio,test]", "mypy>=1.10", "nox")
+    session.run("mypy", "--strict", "realtime_pubsub", "tests", "benchmarks", "noxfile.py")
+
+
+@nox.session
+def docs(session: nox.Session) -> None:
+    """Sphinx, warnings as errors."""
+    session.install("-e", ".[trio,docs]")
+    session.run("sphinx-build", "-W", "--keep-going", "-b", "html", "docs", "docs/_build/html")
