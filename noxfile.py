@@ -37,5 +37,5 @@ def typecheck(session: nox.Session) -> None:
 @nox.session
 def docs(session: nox.Session) -> None:
     """Sphinx, warnings as errors."""
-    session.install("-e", ".[trio,docs]")
+    session.install("-e", ".[trio,docs]", "pytest")
     session.run("sphinx-build", "-W", "--keep-going", "-b", "html", "docs", "docs/_build/html")

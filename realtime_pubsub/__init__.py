@@ -2,9 +2,16 @@
 through anyio, and a local gateway for development and tests."""
 
 from . import gateway as gateway
+from ._backoff import ReconnectPolicy as ReconnectPolicy
+from ._client import Client as Client
+from ._client import CloseInfo as CloseInfo
+from ._client import ConnectionState as ConnectionState
+from ._client import UrlProvider as UrlProvider
+from ._client import connect as connect
 from ._errors import AckTimeout as AckTimeout
 from ._errors import AuthenticationError as AuthenticationError
 from ._errors import ClientClosed as ClientClosed
+from ._errors import ConnectError as ConnectError
 from ._errors import ConnectionClosed as ConnectionClosed
 from ._errors import ConnectTimeout as ConnectTimeout
 from ._errors import Forbidden as Forbidden
@@ -13,15 +20,37 @@ from ._errors import ProtocolError as ProtocolError
 from ._errors import RealtimePubSubError as RealtimePubSubError
 from ._errors import ReplyTimeout as ReplyTimeout
 from ._errors import SlowConsumer as SlowConsumer
+from ._errors import WaitTimeout as WaitTimeout
 from ._messages import Ack as Ack
 from ._messages import ClientInfo as ClientInfo
 from ._messages import ConnectionInfo as ConnectionInfo
 from ._messages import IncomingMessage as IncomingMessage
 from ._messages import PresenceMessage as PresenceMessage
 from ._messages import ResponseMessage as ResponseMessage
+from ._pending import Receipt as Receipt
+from ._router import MessageStream as MessageStream
+from ._router import Overflow as Overflow
+from ._transport import HandshakeError as HandshakeError
+from ._transport import Transport as Transport
+from ._transport import TransportConnection as TransportConnection
+from ._transport import WebSocketsTransport as WebSocketsTransport
 from ._version import __version__ as __version__
 
 __all__ = [
+    # the client
+    "Client",
+    "CloseInfo",
+    "ConnectionState",
+    "MessageStream",
+    "Overflow",
+    "Receipt",
+    "ReconnectPolicy",
+    "UrlProvider",
+    "connect",
+    # transports
+    "Transport",
+    "TransportConnection",
+    "WebSocketsTransport",
     # messages
     "Ack",
     "ClientInfo",
@@ -33,14 +62,17 @@ __all__ = [
     "AckTimeout",
     "AuthenticationError",
     "ClientClosed",
+    "ConnectError",
     "ConnectTimeout",
     "ConnectionClosed",
     "Forbidden",
+    "HandshakeError",
     "MessageTooLarge",
     "ProtocolError",
     "RealtimePubSubError",
     "ReplyTimeout",
     "SlowConsumer",
+    "WaitTimeout",
     # the local gateway
     "gateway",
     "__version__",

@@ -8,6 +8,7 @@ __all__ = [
     "AckTimeout",
     "AuthenticationError",
     "ClientClosed",
+    "ConnectError",
     "ConnectTimeout",
     "ConnectionClosed",
     "Forbidden",
@@ -16,6 +17,7 @@ __all__ = [
     "RealtimePubSubError",
     "ReplyTimeout",
     "SlowConsumer",
+    "WaitTimeout",
 ]
 
 
@@ -78,6 +80,17 @@ class Forbidden(RealtimePubSubError):
         super().__init__(message)
         self.code = code
         self.reason = reason
+
+
+class ConnectError(RealtimePubSubError, ConnectionError):
+    """A connection attempt failed in the network (refused, unreachable, TLS), or the URL
+    provider failed; the original error is the ``__cause__``. Retried under the policy;
+    you get it from the ``async with`` block only when the policy gives up."""
+
+
+class WaitTimeout(RealtimePubSubError, TimeoutError):
+    """:meth:`Client.wait_for <realtime_pubsub.Client.wait_for>` saw no such event within
+    its timeout."""
 
 
 class ConnectTimeout(RealtimePubSubError, TimeoutError):

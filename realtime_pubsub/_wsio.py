@@ -93,12 +93,17 @@ class WebSocketIO:
             if not chunks:
                 return
             data = b"".join(chunks)
-            if data:
-                await self.stream.send(data)
-            if chunks[-1] == SEND_EOF:
-                # TLS cannot half-close; whoever owns the stream closes it instead.
-                with contextlib.suppress(NotImplementedError, anyio.ClosedResourceError, OSError):
-                    await self.stream.send_eof()
+            # A write cancelled halfway would leave half a frame on the wire and corrupt the
+            # stream for everybody; it finishes, or fails when the stream is closed under it.
+            with anyio.CancelScope(shield=True):
+                if data:
+                    await self.stream.send(data)
+                if chunks[-1] == SEND_EOF:
+                    # TLS cannot half-close; whoever owns the stream closes it instead.
+                    with contextlib.suppress(
+                        NotImplementedError, anyio.ClosedResourceError, OSError
+                    ):
+                        await self.stream.send_eof()
 
     async def receive_events(self) -> list[WebSocketEvent]:
         """Read once from the stream, feed the protocol, answer what must be answered (pings,
@@ -123,8 +128,13 @@ class WebSocketIO:
     async def receive_messages(self) -> list[DataMessage]:
         """Like :meth:`receive_events`, for an open connection: the complete data messages
         received, fragments joined; pongs go to :attr:`on_pong`."""
+        return self.data_messages(await self.receive_events())
+
+    def data_messages(self, events: list[WebSocketEvent]) -> list[DataMessage]:
+        """The complete data messages among ``events``, fragments joined; pongs go to
+        :attr:`on_pong`; handshake events are skipped."""
         messages: list[DataMessage] = []
-        for frame in await self.receive_events():
+        for frame in events:
             if not isinstance(frame, Frame):
                 continue
             opcode = frame.opcode
