@@ -14,6 +14,7 @@ import inspect
 import itertools
 import logging
 import ssl
+import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Any, Final
@@ -58,6 +59,9 @@ from ._transport import (
     validate_url,
 )
 from ._wsio import DataMessage
+
+if sys.version_info < (3, 11):  # pragma: no cover - the backport anyio itself requires
+    from exceptiongroup import BaseExceptionGroup  # type: ignore[import-not-found,unused-ignore]
 
 __all__ = ["Client", "CloseInfo", "ConnectionState", "UrlProvider", "connect"]
 
@@ -477,6 +481,7 @@ class Client:
                     if callback.pattern != "error":
                         self._router.emit("error", exc)
         finally:
+            callback.queue.discard()
             if self._callbacks.get(callback.id) is callback:
                 del self._callbacks[callback.id]
 
@@ -596,9 +601,9 @@ class Client:
                 tg.start_soon(
                     self._heartbeat, connection, tg.cancel_scope, name=f"{self._name}.heartbeat"
                 )
-                self._dispatch(leftover)
-                await self._read(connection)
-                tg.cancel_scope.cancel()
+                tg.start_soon(
+                    self._read, connection, leftover, tg.cancel_scope, name=f"{self._name}.reader"
+                )
         finally:
             dead = self._heartbeat_failed
             # Everything waiting on this connection fails now: its acks and replies were
@@ -625,13 +630,20 @@ class Client:
         )
         return code, reason
 
-    async def _read(self, connection: TransportConnection) -> None:
-        while True:
-            try:
-                messages = await connection.receive()
-            except ConnectionClosed:
-                return
-            self._dispatch(messages)
+    async def _read(
+        self,
+        connection: TransportConnection,
+        leftover: list[DataMessage],
+        scope: anyio.CancelScope,
+    ) -> None:
+        """Receive and dispatch until the connection closes, then end the connection's
+        task group (the heartbeat with it)."""
+        self._dispatch(leftover)
+        try:
+            while True:
+                self._dispatch(await connection.receive())
+        except ConnectionClosed:
+            scope.cancel()
 
     def _dispatch(self, messages: list[DataMessage]) -> None:
         router, pending, replier = self._router, self._pending, self._reply
@@ -702,7 +714,7 @@ class _Listening:
 
     async def __aexit__(self, *exc_info: object) -> None:
         self._client._router.remove(self._stream.pattern, self._stream)
-        self._stream.close()
+        self._stream.discard()
 
 
 def _message_id(value: str | None) -> str:
@@ -756,18 +768,28 @@ async def connect(
         ssl_context=ssl_context,
         transport=transport,
     )
-    async with anyio.create_task_group() as tg:
-        client._task_group = tg
-        tg.start_soon(client._supervise, name=f"{client._name}.supervisor")
-        try:
-            await client._first_session.wait()
-            if client._fatal is None:
-                yield client
-        finally:
-            connection = client._connection
-            client._shutdown()
-    if connection is not None:
-        with anyio.CancelScope(shield=True):
-            await connection.aclose(1000)
+    connection: TransportConnection | None = None
+    try:
+        async with anyio.create_task_group() as tg:
+            client._task_group = tg
+            tg.start_soon(client._supervise, name=f"{client._name}.supervisor")
+            try:
+                await client._first_session.wait()
+                if client._fatal is None:
+                    yield client
+            finally:
+                connection = client._connection
+                client._shutdown()
+    except BaseExceptionGroup as group:
+        # Our own tasks never raise, so the group holds what the block itself raised:
+        # hand that back as it was, not wrapped (one level only: an exception group the
+        # block raised stays the caller's exception group).
+        if len(group.exceptions) == 1:
+            raise group.exceptions[0] from None
+        raise
+    finally:
+        if connection is not None:
+            with anyio.CancelScope(shield=True):
+                await connection.aclose(1000)
     if client._fatal is not None:
         raise client._fatal

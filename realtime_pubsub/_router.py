@@ -123,6 +123,11 @@ class MessageStream(Generic[T]):
         """End the iteration once what is buffered has been consumed."""
         self._send.close()
 
+    def discard(self) -> None:
+        """Close both ends at once: nothing more is delivered or consumed."""
+        self._send.close()
+        self._receive.close()
+
     def __aiter__(self) -> AsyncIterator[T]:
         return self
 
@@ -130,6 +135,7 @@ class MessageStream(Generic[T]):
         try:
             return await self._receive.receive()
         except (anyio.EndOfStream, anyio.ClosedResourceError):
+            self._receive.close()
             if self.overflowed:
                 raise SlowConsumer(
                     f"listener {self.pattern!r} fell {self.max_buffer} messages behind",
@@ -140,9 +146,6 @@ class MessageStream(Generic[T]):
     def receive_nowait(self) -> T:
         """The next buffered message; raises :class:`anyio.WouldBlock` if there is none."""
         return self._receive.receive_nowait()
-
-    def aclose_receiver(self) -> None:
-        self._receive.close()
 
 
 class Router:

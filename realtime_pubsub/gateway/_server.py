@@ -56,6 +56,7 @@ from ._auth import (
 __all__ = ["ConnectionSnapshot", "Gateway", "serve"]
 
 logger = logging.getLogger("realtime_pubsub.gateway")
+_websocket_logger = logging.getLogger("realtime_pubsub.gateway.websocket")
 
 _DEFAULT_APP: Final = "default"
 _SECURE_PREFIX: Final = "secure/"
@@ -341,7 +342,7 @@ class Gateway:
         protocol = ServerProtocol(
             extensions=[ServerPerMessageDeflateFactory()],
             max_size=self.max_message_size,
-            logger=logger,
+            logger=_websocket_logger,
         )
         ws = WebSocketIO(protocol, stream)
         try:
