@@ -511,8 +511,12 @@ class Client:
         try:
             with anyio.fail_after(self._connect_timeout):
                 try:
+                    assert self._task_group is not None
                     connection = await self._transport.connect(
-                        url, ssl_context=self._ssl_context, max_message_size=self._max_message_size
+                        url,
+                        ssl_context=self._ssl_context,
+                        max_message_size=self._max_message_size,
+                        task_group=self._task_group,
                     )
                 except OSError as exc:
                     raise ConnectError(

@@ -25,6 +25,7 @@ from ._wsio import DataMessage, WebSocketIO
 
 __all__ = [
     "HandshakeError",
+    "refused",
     "Transport",
     "TransportConnection",
     "WebSocketsTransport",
@@ -110,11 +111,14 @@ class Transport(Protocol):
         *,
         ssl_context: ssl.SSLContext | None,
         max_message_size: int,
+        task_group: anyio.abc.TaskGroup,
     ) -> TransportConnection:
         """Open a connection to ``url`` (TCP, TLS for ``wss://``, the WebSocket
         handshake). Raises :class:`~realtime_pubsub.AuthenticationError` when the handshake
         is refused with 401, 403 or 404, :class:`OSError` when the network fails, and
-        :class:`HandshakeError` for anything else."""
+        :class:`HandshakeError` for anything else. ``task_group`` is the client's, for a
+        transport that needs background tasks of its own; they must end when the
+        connection is closed or aborted."""
 
 
 class _SansIOConnection:
@@ -231,6 +235,7 @@ class WebSocketsTransport:
         *,
         ssl_context: ssl.SSLContext | None,
         max_message_size: int,
+        task_group: anyio.abc.TaskGroup,
     ) -> TransportConnection:
         try:
             uri = parse_uri(validate_url(url))
@@ -272,18 +277,20 @@ class WebSocketsTransport:
             raise
 
 
+def refused(status: int, body: bytes | bytearray | None) -> RealtimePubSubError:
+    """The error for a handshake answered with HTTP ``status`` instead of 101."""
+    text = body.decode(errors="replace").strip()[:200] if body else ""
+    if status in _REFUSED:
+        return AuthenticationError(
+            f"the gateway refused the connection: HTTP {status}{': ' + text if text else ''}",
+            status=status,
+        )
+    return HandshakeError(f"the WebSocket handshake failed: HTTP {status}")
+
+
 def _handshake_error(exc: Exception) -> RealtimePubSubError:
     if isinstance(exc, InvalidStatus):
-        status = exc.response.status_code
-        body = (
-            exc.response.body.decode(errors="replace").strip()[:200] if exc.response.body else ""
-        )
-        if status in _REFUSED:
-            return AuthenticationError(
-                f"the gateway refused the connection: HTTP {status}{': ' + body if body else ''}",
-                status=status,
-            )
-        return HandshakeError(f"the WebSocket handshake failed: HTTP {status}")
+        return refused(exc.response.status_code, exc.response.body)
     if isinstance(exc, InvalidHandshake):
         return HandshakeError(f"the WebSocket handshake failed: {exc}")
     return HandshakeError(f"the WebSocket handshake failed: {type(exc).__name__}")

@@ -23,8 +23,9 @@ __all__ = ["WebSocketIO"]
 _READ_SIZE = 65536
 _TEXT, _BINARY, _CONT, _PONG = Opcode.TEXT, Opcode.BINARY, Opcode.CONT, Opcode.PONG
 
-#: A complete data message: its bytes and whether it came as a binary frame.
-DataMessage = tuple["bytes | bytearray | memoryview", bool]
+#: A complete data message: its content (bytes, or str from transports that decode text
+#: frames) and whether it came as a binary frame.
+DataMessage = tuple["bytes | bytearray | memoryview | str", bool]
 
 
 class WebSocketIO:

@@ -468,7 +468,7 @@ class Gateway:
 
     # ------------------------------------------------------------------ the protocol rules
 
-    def _on_message(self, conn: _Connection, data: bytes | bytearray | memoryview) -> None:
+    def _on_message(self, conn: _Connection, data: bytes | bytearray | memoryview | str) -> None:
         try:
             frame = parse_client_frame(data)
         except ProtocolError as exc:
