@@ -1,32 +1,116 @@
-"""The ``realtime-pubsub`` command: run the local gateway and mint tokens for it."""
+"""The ``realtime-pubsub`` command: listen, publish and send from a shell, run the local
+gateway, mint tokens for it, and a demo of the whole protocol in one process.
+
+Exit status: 0 success, 1 failure (timeout, refused, forbidden, unreachable), 2 bad usage.
+Errors are one readable line (a traceback only with ``--debug``); Ctrl-C ends cleanly.
+"""
 
 from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from collections.abc import Sequence
+from typing import Any, NoReturn
 
 import anyio
+import orjson
 
 from . import gateway as gateway_module
+from ._backoff import ReconnectPolicy
+from ._client import connect
+from ._errors import RealtimePubSubError
+from ._messages import IncomingMessage
+from ._transport import mask_url
 from ._version import __version__
 from .gateway._auth import mint_token
 
+if sys.version_info < (3, 11):  # pragma: no cover
+    from exceptiongroup import BaseExceptionGroup  # type: ignore[import-not-found,unused-ignore]
+
 __all__ = ["main"]
+
+URL_VARIABLE = "REALTIME_PUBSUB_URL"
+DEFAULT_PERMISSION = "realtime:publisher:write:topic:*"
+
+
+class UsageError(Exception):
+    """Bad usage found after parsing (exit status 2)."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        self.print_usage(sys.stderr)
+        self.exit(2, f"{self.prog}: error: {message}\n")
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    common = _Parser(add_help=False)
+    common.add_argument("--debug", action="store_true", help="log what happens (to stderr)")
+    common.add_argument(
+        "--backend", choices=("asyncio", "trio"), default="asyncio", help="event loop to run on"
+    )
+    connecting = _Parser(add_help=False)
+    connecting.add_argument(
+        "--url", help=f"wss://host/apps/<app>?access_token=<JWT> (default: ${URL_VARIABLE})"
+    )
+    connecting.add_argument(
+        "--connect-timeout", type=float, default=10.0, help="seconds per connection attempt"
+    )
+
+    parser = _Parser(
         prog="realtime-pubsub",
-        description="Realtime Pub/Sub from the command line: a local gateway and its tokens.",
+        description="Realtime Pub/Sub from the command line.",
+        parents=[common],
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
-    parser.add_argument("--debug", action="store_true", help="log what happens (to stderr)")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    listen = commands.add_parser(
+        "listen",
+        parents=[common, connecting],
+        help="print incoming messages until Ctrl-C",
+        description="Print the messages whose event name <topic>.<messageType> matches a "
+        "PATTERN (* one segment, ** any number). Listening does not subscribe: add "
+        "--subscribe TOPIC for remote topics.",
+    )
+    listen.add_argument("patterns", nargs="+", metavar="PATTERN")
+    listen.add_argument(
+        "--subscribe", action="append", default=[], metavar="TOPIC", help="repeatable"
+    )
+    listen.add_argument("--json", action="store_true", help="one JSON object a line")
+
+    for name, help_text in (
+        ("publish", "publish a message to a topic"),
+        ("send", "send a message to the backend services"),
+    ):
+        command = commands.add_parser(
+            name,
+            parents=[common, connecting],
+            help=help_text,
+            description=f"{help_text[0].upper()}{help_text[1:]}. PAYLOAD is sent as JSON when "
+            "it is valid JSON, else as a string.",
+        )
+        if name == "publish":
+            command.add_argument("topic", metavar="TOPIC")
+        command.add_argument("payload", metavar="PAYLOAD")
+        command.add_argument("--type", dest="message_type", help="the message type")
+        command.add_argument("--compress", action="store_true", help="deliver compressed")
+        command.add_argument("--ack", action="store_true", help="wait for the gateway's ack")
+        command.add_argument(
+            "--ack-timeout", type=float, default=5.0, help="seconds to wait for the ack"
+        )
+        command.add_argument(
+            "--reply-timeout",
+            type=float,
+            metavar="S",
+            help="wait this many seconds for a reply and print it",
+        )
 
     serve = commands.add_parser(
         "gateway",
+        parents=[common],
         help="run the local gateway (development and tests) until Ctrl-C",
         description="Run a local Realtime Pub/Sub gateway until Ctrl-C. For development and "
         "tests; production traffic goes to the hosted service.",
@@ -41,12 +125,12 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument(
         "--max-message-size", type=int, default=65536, help="close frames above this (1009)"
     )
-    serve.add_argument(
-        "--backend", choices=("asyncio", "trio"), default="asyncio", help="event loop to run on"
-    )
 
     token = commands.add_parser(
-        "token", help="print a token (JWT) for the local gateway", description="Print a JWT."
+        "token",
+        parents=[common],
+        help="print a token (JWT) for the local gateway",
+        description="Print a JWT for the local gateway.",
     )
     token.add_argument("--secret", help="HS256 secret (the gateway's --secret)")
     token.add_argument("--subject", default="user", help="the sub claim (default: user)")
@@ -55,15 +139,107 @@ def _parser() -> argparse.ArgumentParser:
         action="append",
         default=None,
         metavar="P",
-        help="a permission string, repeatable (default: realtime:publisher:write:topic:*)",
+        help=f"a permission string, repeatable (default: {DEFAULT_PERMISSION})",
     )
     token.add_argument(
         "--ttl", type=float, default=3600.0, help="seconds until it expires (default 3600)"
     )
+
+    commands.add_parser(
+        "demo",
+        parents=[common],
+        help="walk through the protocol against a local gateway, in one process",
+        description="Start a local gateway, a backend service and a client, and walk through "
+        "subscribe, publish with ack, RPC, presence and a forced reconnection.",
+    )
     return parser
 
 
-async def _run_gateway(args: argparse.Namespace) -> None:
+def _url(args: argparse.Namespace) -> str:
+    url: str | None = args.url or os.environ.get(URL_VARIABLE)
+    if not url:
+        raise UsageError(f"no URL: pass --url or set {URL_VARIABLE}")
+    return url
+
+
+def _payload(text: str) -> Any:
+    try:
+        return orjson.loads(text)
+    except orjson.JSONDecodeError:
+        return text
+
+
+def _json(value: Any) -> str:
+    return orjson.dumps(value, default=repr).decode()
+
+
+def _describe(message: IncomingMessage) -> str:
+    sender = ""
+    if message.client is not None:
+        who = message.client.subject or "?"
+        sender = f" from {who} ({message.client.connection_id})"
+    zipped = " [compressed]" if message.compression else ""
+    return f"{message.event}{sender}{zipped}: {_json(message.payload)}"
+
+
+async def _listen(args: argparse.Namespace) -> int:
+    async with connect(_url(args), connect_timeout=args.connect_timeout) as client:
+        for topic in args.subscribe:
+            await client.subscribe(topic)
+        send, receive = anyio.create_memory_object_stream[IncomingMessage](1000)
+
+        async def pump(pattern: str) -> None:
+            async with client.listen(pattern) as messages:
+                async for message in messages:
+                    await send.send(message)
+
+        async with anyio.create_task_group() as tg, send, receive:
+            for pattern in args.patterns:
+                tg.start_soon(pump, pattern)
+            print(f"listening on {mask_url(_url(args))} (Ctrl-C to stop)", file=sys.stderr)
+            async for message in receive:
+                if args.json:
+                    line = _json(
+                        {
+                            "topic": message.topic,
+                            "messageType": message.message_type,
+                            "data": message.data,
+                            "compression": message.compression,
+                        }
+                    )
+                else:
+                    line = _describe(message)
+                print(line, flush=True)
+    return 0
+
+
+async def _publish_or_send(args: argparse.Namespace) -> int:
+    policy = ReconnectPolicy(initial_delay=0.2, max_delay=2.0, max_attempts=3)
+    async with connect(
+        _url(args), reconnect=policy, connect_timeout=args.connect_timeout
+    ) as client:
+        payload = _payload(args.payload)
+        if args.command == "publish":
+            receipt = await client.publish(
+                args.topic,
+                payload,
+                message_type=args.message_type or "broadcast",
+                compress=args.compress,
+            )
+        else:
+            receipt = await client.send(
+                payload, message_type=args.message_type, compress=args.compress
+            )
+        if args.ack:
+            await receipt.wait_for_ack(timeout=args.ack_timeout)
+            print(f"acknowledged {receipt.id}", file=sys.stderr)
+        if args.reply_timeout is not None:
+            reply = await receipt.wait_for_reply(timeout=args.reply_timeout)
+            print(_json({"status": reply.status, "data": reply.data}), flush=True)
+    return 0
+
+
+async def _run_gateway(args: argparse.Namespace) -> int:
     async with gateway_module.serve(
         args.host,
         args.port,
@@ -73,47 +249,83 @@ async def _run_gateway(args: argparse.Namespace) -> None:
         max_message_size=args.max_message_size,
     ) as gateway:
         app = args.app_id or "<app-id>"
-        template = gateway.url("<token>", app_id=app).replace("%3Ctoken%3E", "<token>")
+        template = gateway.url("TOKEN", app_id=app).replace("TOKEN", "<token>")
         template = template.replace("%3Capp-id%3E", "<app-id>")
         print(f"realtime-pubsub gateway listening on {gateway.host}:{gateway.port}", flush=True)
         print(f"connect to: {template}", flush=True)
-        print(
-            "get a token with: realtime-pubsub token"
-            + (" --secret <secret>" if args.secret else ""),
-            flush=True,
-        )
+        secret = " --secret <secret>" if args.secret else ""
+        print(f"get a token with: realtime-pubsub token{secret}", flush=True)
         print("press Ctrl-C to stop", flush=True)
         await anyio.sleep_forever()
+    return 0
+
+
+def _token(args: argparse.Namespace) -> int:
+    permissions = args.permission or [DEFAULT_PERMISSION]
+    print(
+        mint_token(secret=args.secret, subject=args.subject, permissions=permissions, ttl=args.ttl)
+    )
+    return 0
+
+
+async def _demo(args: argparse.Namespace) -> int:
+    from ._demo import DemoFailed, run_demo
+
+    try:
+        await run_demo()
+    except DemoFailed as exc:
+        print(f"realtime-pubsub demo: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+_ASYNC_COMMANDS = {
+    "listen": _listen,
+    "publish": _publish_or_send,
+    "send": _publish_or_send,
+    "gateway": _run_gateway,
+    "demo": _demo,
+}
+
+
+def _one_line(error: BaseException) -> str:
+    text = str(error).strip().splitlines()
+    detail = text[0] if text else type(error).__name__
+    return f"{type(error).__name__}: {detail}" if isinstance(error, OSError) else detail
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command; returns the exit status (0 ok, 1 failure, 2 bad usage)."""
     args = _parser().parse_args(argv)
+    # Without --debug, failures are reported as one line at the end; the gateway alone
+    # keeps its warnings (development mode).
+    quiet = logging.WARNING if args.command == "gateway" else logging.CRITICAL
     logging.basicConfig(
-        level=logging.DEBUG if args.debug else logging.WARNING,
+        level=logging.DEBUG if args.debug else quiet,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
     try:
         if args.command == "token":
-            permissions = args.permission or ["realtime:publisher:write:topic:*"]
-            print(
-                mint_token(
-                    secret=args.secret,
-                    subject=args.subject,
-                    permissions=permissions,
-                    ttl=args.ttl,
-                )
-            )
-            return 0
-        if args.command == "gateway":
-            anyio.run(_run_gateway, args, backend=args.backend)
-            return 0
+            return _token(args)
+        if args.command in ("listen", "publish", "send"):
+            _url(args)  # bad usage is reported before anything connects
+        status: int = anyio.run(_ASYNC_COMMANDS[args.command], args, backend=args.backend)
+        return status
     except KeyboardInterrupt:
         print("stopped", file=sys.stderr)
         return 0
-    except OSError as exc:
+    except BaseExceptionGroup as group:
+        # trio may deliver Ctrl-C wrapped by the nurseries it went through.
+        interrupted, rest = group.split(KeyboardInterrupt)
+        if interrupted is not None and rest is None:
+            print("stopped", file=sys.stderr)
+            return 0
+        raise
+    except UsageError as exc:
+        print(f"realtime-pubsub: error: {exc}", file=sys.stderr)
+        return 2
+    except (RealtimePubSubError, OSError, ValueError, TypeError) as exc:
         if args.debug:
             raise
-        print(f"realtime-pubsub: error: {exc}", file=sys.stderr)
+        print(f"realtime-pubsub: error: {_one_line(exc)}", file=sys.stderr)
         return 1
-    return 2

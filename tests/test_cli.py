@@ -1,0 +1,216 @@
+"""The ``realtime-pubsub`` command, run for real in a subprocess against a gateway."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+
+import anyio
+import jwt
+import pytest
+
+import realtime_pubsub
+from realtime_pubsub.gateway import Gateway
+from realtime_pubsub.testing import ALL_PERMISSIONS
+
+from .raw import connect
+
+COMMAND = [sys.executable, "-m", "realtime_pubsub"]
+
+
+def test_token_prints_a_jwt_with_subject_and_permissions() -> None:
+    out = subprocess.run(
+        [
+            *COMMAND,
+            "token",
+            "--secret",
+            "a-secret-of-at-least-thirty-two-bytes",
+            "--subject",
+            "alice",
+            "--permission",
+            "realtime:subscriber:read:topic:secure/*",
+            "--ttl",
+            "60",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    claims = jwt.decode(out, "a-secret-of-at-least-thirty-two-bytes", algorithms=["HS256"])
+    assert claims["sub"] == "alice"
+    assert claims["permissions"] == ["realtime:subscriber:read:topic:secure/*"]
+
+
+def test_bad_usage_exits_2() -> None:
+    result = subprocess.run([*COMMAND, "gateway", "--port", "x"], capture_output=True, text=True)
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr
+
+
+@pytest.mark.anyio
+async def test_gateway_serves_a_raw_client_and_stops_cleanly_on_ctrl_c() -> None:
+    async with await anyio.open_process([*COMMAND, "gateway", "--port", "0"]) as process:
+        assert process.stdout is not None and process.stderr is not None
+        output = b""
+        with anyio.fail_after(20):
+            while b"connect to:" not in output:
+                output += await process.stdout.receive()
+        match = re.search(rb"connect to: (ws://\S+)", output)
+        assert match is not None
+        template = match.group(1).decode()
+        token = subprocess.run(
+            [*COMMAND, "token", "--permission", "realtime:publisher:write:topic:*"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+        url = template.replace("<app-id>", "demo").replace("<token>", token)
+        async with connect(url) as client:
+            assert client.welcome["data"]["connection"]["appId"] == "demo"
+            await client.subscribe("chat")
+            await client.publish("chat", "hello", id="m1")
+            frames = [await client.recv_json(), await client.recv_json()]
+            assert {f["messageType"] for f in frames} == {"broadcast", "ack"}
+        process.send_signal(signal.SIGINT)
+        with anyio.fail_after(10):
+            code = await process.wait()
+        errors = b""
+        async for chunk in process.stderr:
+            errors += chunk
+    assert code == 0
+    assert b"Traceback" not in errors
+
+
+# --------------------------------------------------------------------------- client commands
+
+
+async def run(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    result = await anyio.run_process(
+        [*COMMAND, *args], check=False, env={**os.environ, **(env or {})}
+    )
+    return subprocess.CompletedProcess(
+        result.args, result.returncode, result.stdout.decode(), result.stderr.decode()
+    )
+
+
+def full_url(gateway: Gateway) -> str:
+    return gateway.url(gateway.mint_token(permissions=ALL_PERMISSIONS))
+
+
+@pytest.mark.anyio
+async def test_publish_with_ack(realtime_pubsub_gateway: Gateway) -> None:
+    gw = realtime_pubsub_gateway
+    async with realtime_pubsub.connect(full_url(gw)) as watcher:
+        await watcher.subscribe("chat")
+        async with watcher.listen("chat.*") as messages:
+            result = await run(
+                "publish", "chat", '{"a": 1}', "--type", "text", "--ack", "--url", full_url(gw)
+            )
+            assert result.returncode == 0, result.stderr
+            assert "acknowledged" in result.stderr
+            with anyio.fail_after(5):
+                message = await messages.__anext__()
+    assert (message.message_type, message.payload) == ("text", {"a": 1})
+
+
+@pytest.mark.anyio
+async def test_payload_that_is_not_json_is_sent_as_a_string(
+    realtime_pubsub_gateway: Gateway,
+) -> None:
+    gw = realtime_pubsub_gateway
+    async with realtime_pubsub.connect(full_url(gw)) as watcher:
+        await watcher.subscribe("chat")
+        async with watcher.listen("chat.*") as messages:
+            result = await run(
+                "publish", "chat", "hello there", "--compress", "--url", full_url(gw)
+            )
+            assert result.returncode == 0, result.stderr
+            with anyio.fail_after(5):
+                message = await messages.__anext__()
+    assert message.payload == "hello there"
+    assert message.compression is True
+
+
+@pytest.mark.anyio
+async def test_send_prints_the_reply(realtime_pubsub_gateway: Gateway) -> None:
+    gw = realtime_pubsub_gateway
+    async with realtime_pubsub.connect(full_url(gw)) as backend:
+        await backend.subscribe("secure/inbound")
+        backend.on("secure/inbound.add", lambda m, reply: reply(sum(m.payload)))
+        result = await run(
+            "send", "[1, 2, 3]", "--type", "add", "--reply-timeout", "5",
+            env={"REALTIME_PUBSUB_URL": full_url(gw)},
+        )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout) == {"status": "ok", "data": 6}
+
+
+@pytest.mark.anyio
+async def test_listen_prints_json_lines_and_stops_on_ctrl_c(
+    realtime_pubsub_gateway: Gateway,
+) -> None:
+    gw = realtime_pubsub_gateway
+    command = [
+        *COMMAND,
+        "listen",
+        "news.*",
+        "--subscribe",
+        "news",
+        "--json",
+        "--url",
+        full_url(gw),
+    ]
+    async with (
+        await anyio.open_process(command) as process,
+        realtime_pubsub.connect(full_url(gw)) as publisher,
+    ):
+        assert process.stdout is not None
+        with anyio.fail_after(20):
+            await gw.wait_for_subscribers("news")
+        await publisher.publish("news", {"headline": "x"}, message_type="flash")
+        line = b""
+        with anyio.fail_after(10):
+            while b"\n" not in line:
+                line += await process.stdout.receive()
+        process.send_signal(signal.SIGINT)
+        with anyio.fail_after(10):
+            code = await process.wait()
+    record = json.loads(line.splitlines()[0])
+    assert record["topic"] == "news" and record["messageType"] == "flash"
+    assert record["data"]["payload"] == {"headline": "x"}
+    assert code == 0
+
+
+@pytest.mark.anyio
+async def test_failures_exit_1_with_one_line(realtime_pubsub_gateway: Gateway) -> None:
+    gw = realtime_pubsub_gateway
+    refused = await run("publish", "t", "1", "--url", gw.url(gw.mint_token(ttl=-5)))
+    timeout = await run("send", "1", "--reply-timeout", "0.2", "--url", full_url(gw))
+    for result in (refused, timeout):
+        assert result.returncode == 1
+        assert "Traceback" not in result.stderr
+        assert len(result.stderr.strip().splitlines()) == 1
+    assert "401" in refused.stderr
+    assert "access_token" not in refused.stderr or "***" in refused.stderr
+
+
+@pytest.mark.anyio
+async def test_missing_url_is_bad_usage() -> None:
+    env = {k: v for k, v in os.environ.items() if k != "REALTIME_PUBSUB_URL"}
+    result = await anyio.run_process([*COMMAND, "publish", "t", "1"], check=False, env=env)
+    assert result.returncode == 2
+    assert b"REALTIME_PUBSUB_URL" in result.stderr
+
+
+@pytest.mark.parametrize("backend", ["asyncio", "trio"])
+def test_demo_walks_through_the_protocol(backend: str) -> None:
+    result = subprocess.run(
+        [*COMMAND, "demo", "--backend", backend], capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 0, result.stderr
+    assert "demo complete" in result.stdout
+    assert result.stdout.count("  ok  ") == 6

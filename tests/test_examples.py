@@ -1,0 +1,119 @@
+"""The examples, run as a user would: each as its own process, against the
+``realtime-pubsub gateway`` command."""
+
+from __future__ import annotations
+
+import re
+import signal
+import subprocess
+import sys
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import anyio
+import anyio.abc
+import pytest
+
+from realtime_pubsub.gateway._auth import mint_token
+
+pytestmark = pytest.mark.anyio
+
+EXAMPLES = Path(__file__).parent.parent / "examples"
+BACKEND = (
+    "realtime:subscriber:read:topic:secure/inbound",
+    "realtime:publisher:write:topic:*",
+)
+
+
+class Lines:
+    """Read a process's standard output line by line."""
+
+    def __init__(self, process: anyio.abc.Process) -> None:
+        assert process.stdout is not None
+        self.stream = process.stdout
+        self.buffer = b""
+
+    async def until(self, pattern: str, timeout: float = 20) -> str:
+        with anyio.fail_after(timeout):
+            while True:
+                *lines, self.buffer = self.buffer.split(b"\n")
+                for index, line in enumerate(lines):
+                    if re.search(pattern, line.decode()):
+                        self.buffer = b"\n".join([*lines[index + 1 :], self.buffer])
+                        return line.decode()
+                self.buffer = b"\n".join([*lines, self.buffer]) if lines else self.buffer
+                self.buffer += await self.stream.receive()
+
+
+@pytest.fixture
+async def gateway_port() -> AsyncIterator[int]:
+    command = [sys.executable, "-m", "realtime_pubsub", "gateway", "--port", "0"]
+    async with await anyio.open_process(command) as process:
+        line = await Lines(process).until("listening on")
+        yield int(line.rsplit(":", 1)[1])
+        process.send_signal(signal.SIGINT)
+        with anyio.fail_after(10):
+            await process.wait()
+
+
+def url(port: int, subject: str, permissions: tuple[str, ...] = BACKEND) -> str:
+    token = mint_token(secret=None, subject=subject, permissions=permissions)
+    return f"ws://127.0.0.1:{port}/apps/examples?access_token={token}"
+
+
+def example(name: str, *args: str) -> list[str]:
+    return [sys.executable, str(EXAMPLES / name), *args]
+
+
+async def test_rpc_backend_caller_and_presence_monitor(gateway_port: int) -> None:
+    monitor_command = example(
+        "presence_monitor.py", "--backend", "asyncio", "--url", url(gateway_port, "monitor")
+    )
+    backend_command = example("rpc_backend.py", "--url", url(gateway_port, "backend"))
+    async with (
+        await anyio.open_process(monitor_command) as monitor,
+        await anyio.open_process(backend_command) as backend,
+    ):
+        monitor_out = Lines(monitor)
+        await monitor_out.until("monitoring as")
+        await Lines(backend).until("backend ready")
+        caller = url(gateway_port, "caller", ("realtime:publisher:write:topic:*",))
+        added = await anyio.run_process(
+            example("rpc_caller.py", "add", "1", "2", "3.5", "--url", caller)
+        )
+        assert added.stdout.decode().strip() == "ok: 6.5"
+        unknown = await anyio.run_process(
+            example("rpc_caller.py", "divide", "--url", caller), check=False
+        )
+        assert unknown.returncode == 1
+        assert unknown.stdout.decode().startswith("error:")
+        assert "caller" in await monitor_out.until("connected: caller")
+        assert "caller" in await monitor_out.until("disconnected: caller")
+        for process in (monitor, backend):
+            process.send_signal(signal.SIGINT)
+            with anyio.fail_after(10):
+                await process.wait()
+
+
+async def test_two_chat_clients_talk(gateway_port: int) -> None:
+    alice_command = example("chat.py", "--name", "alice", "--url", url(gateway_port, "alice"))
+    async with await anyio.open_process(alice_command) as alice:
+        alice_out = Lines(alice)
+        await alice_out.until("joined lobby as alice")
+        bob = await anyio.run_process(
+            example("chat.py", "--name", "bob", "--url", url(gateway_port, "bob")),
+            input=b"hello alice\nbye\n",
+        )
+        assert "joined lobby as bob" in bob.stdout.decode()
+        assert await alice_out.until("bob: hello alice") == "bob: hello alice"
+        assert await alice_out.until("bob: bye") == "bob: bye"
+        assert alice.stdin is not None
+        await alice.stdin.aclose()
+        with anyio.fail_after(10):
+            assert await alice.wait() == 0
+
+
+def test_examples_have_a_docstring_that_says_how_to_run_them() -> None:
+    for path in EXAMPLES.glob("[!_]*.py"):
+        result = subprocess.run([sys.executable, str(path), "--help"], capture_output=True)
+        assert result.returncode == 0, path
