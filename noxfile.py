@@ -39,3 +39,12 @@ def docs(session: nox.Session) -> None:
     """Sphinx, warnings as errors."""
     session.install("-e", ".[trio,docs]", "pytest")
     session.run("sphinx-build", "-W", "--keep-going", "-b", "html", "docs", "docs/_build/html")
+
+
+@nox.session
+def soak(session: nox.Session) -> None:
+    """60 s of publishing with faults every few seconds, on each backend (not in the default
+    run). Pass ``-- --seconds N`` to change the length."""
+    session.install("-e", ".[trio,test]")
+    for backend in ("asyncio", "trio"):
+        session.run("python", "-m", "tests.soak", "--backend", backend, *session.posargs)

@@ -10,6 +10,7 @@ from ._client import UrlProvider as UrlProvider
 from ._client import connect as connect
 from ._errors import AckTimeout as AckTimeout
 from ._errors import AuthenticationError as AuthenticationError
+from ._errors import CertificateError as CertificateError
 from ._errors import ClientClosed as ClientClosed
 from ._errors import ConnectError as ConnectError
 from ._errors import ConnectionClosed as ConnectionClosed
@@ -61,6 +62,7 @@ __all__ = [
     # errors
     "AckTimeout",
     "AuthenticationError",
+    "CertificateError",
     "ClientClosed",
     "ConnectError",
     "ConnectTimeout",

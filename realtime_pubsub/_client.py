@@ -26,6 +26,7 @@ import attrs
 from ._backoff import ReconnectPolicy
 from ._errors import (
     AuthenticationError,
+    CertificateError,
     ClientClosed,
     ConnectError,
     ConnectionClosed,
@@ -52,6 +53,7 @@ from ._protocol import (
 )
 from ._router import MessageStream, Overflow, Router
 from ._transport import (
+    ClosedBeforeSending,
     Transport,
     TransportConnection,
     WebSocketsTransport,
@@ -208,6 +210,7 @@ class Client:
         self._info: ConnectionInfo | None = None
         self._masked_url = mask_url(url_provider) if isinstance(url_provider, str) else "?"
         self._connected = anyio.Event()
+        self._lost = anyio.Event()
         self._first_session = anyio.Event()
         self._topics: dict[str, None] = {}
         self._pending = PendingTable()
@@ -260,7 +263,7 @@ class Client:
         if topic in self._topics:
             return
         self._topics[topic] = None
-        connection = await self._wait_connection()
+        connection, _ = await self._wait_connection()
         if topic in self._topics:
             # If this connection dies first, the topic is remembered: the next one replays it.
             with contextlib.suppress(ConnectionClosed):
@@ -348,28 +351,36 @@ class Client:
                 f"({self._max_message_size}); nothing was sent"
             )
         self._check_open()
-        connection = await self._wait_connection()
-        # The slot exists before the first byte is written: an ack or reply racing back
-        # before the caller awaits it is kept.
-        receipt = self._pending.register(message_id)
-        try:
-            await connection.send(frame)
-        except BaseException:
-            self._pending.discard(receipt._slot)
-            raise
-        return receipt
+        while True:
+            connection, lost = await self._wait_connection()
+            # The slot exists before the first byte is written: an ack or reply racing back
+            # before the caller awaits it is kept.
+            receipt = self._pending.register(message_id)
+            try:
+                await connection.send(frame)
+                return receipt
+            except ClosedBeforeSending:
+                # Nothing was written: wait for the supervisor to replace this connection
+                # and send it on the next one.
+                self._pending.discard(receipt._slot)
+                await lost.wait()
+            except BaseException:
+                self._pending.discard(receipt._slot)
+                raise
 
     def _check_open(self) -> None:
         if self._state is ConnectionState.CLOSED:
             raise ClientClosed("the client is closed")
 
-    async def _wait_connection(self) -> TransportConnection:
+    async def _wait_connection(self) -> tuple[TransportConnection, anyio.Event]:
+        """The open connection, and the event set when it is lost; waits while the client
+        reconnects."""
         while True:
             if self._state is ConnectionState.CLOSED:
                 raise ClientClosed("the client is closed")
             connection = self._connection
             if connection is not None and self._state is ConnectionState.OPEN:
-                return connection
+                return connection, self._lost
             await self._connected.wait()
 
     # ------------------------------------------------------------------ listening
@@ -518,6 +529,10 @@ class Client:
                         max_message_size=self._max_message_size,
                         task_group=self._task_group,
                     )
+                except ssl.SSLCertVerificationError as exc:
+                    raise CertificateError(
+                        f"TLS certificate of {self._masked_url} not trusted: {exc.verify_message}"
+                    ) from exc
                 except OSError as exc:
                     raise ConnectError(
                         f"cannot connect to {self._masked_url}: {type(exc).__name__}: {exc}"
@@ -567,7 +582,7 @@ class Client:
             except (RealtimePubSubError, ValueError) as exc:
                 failures += 1
                 self._report(exc)
-                refused = isinstance(exc, AuthenticationError)
+                refused = isinstance(exc, (AuthenticationError, CertificateError))
                 if (refused and not self._policy.retry_refused) or self._policy.gives_up_after(
                     failures
                 ):
@@ -594,6 +609,7 @@ class Client:
         self, connection: TransportConnection, info: ConnectionInfo, leftover: list[DataMessage]
     ) -> tuple[int, str]:
         self._connection, self._info = connection, info
+        self._lost = anyio.Event()
         self._state = ConnectionState.OPEN
         self._connected.set()
         self._first_session.set()
@@ -616,6 +632,7 @@ class Client:
             if self._state is ConnectionState.OPEN:
                 self._state = ConnectionState.RECONNECTING
             self._connected = anyio.Event()
+            self._lost.set()
             code = 1006 if dead else (connection.close_code or 1006)
             reason = "no pong: heartbeat timeout" if dead else connection.close_reason
             closing = self._state is ConnectionState.CLOSED
@@ -642,12 +659,18 @@ class Client:
     ) -> None:
         """Receive and dispatch until the connection closes, then end the connection's
         task group (the heartbeat with it)."""
-        self._dispatch(leftover)
         try:
+            self._dispatch(leftover)
             while True:
                 self._dispatch(await connection.receive())
         except ConnectionClosed:
-            scope.cancel()
+            pass
+        except Exception as exc:
+            # Whatever broke the transport, this connection is done for: replace it rather
+            # than end the client with an unrelated exception.
+            self._logger.exception("the reader failed; dropping the connection")
+            self._router.emit("error", exc)
+        scope.cancel()
 
     def _dispatch(self, messages: list[DataMessage]) -> None:
         router, pending, replier = self._router, self._pending, self._reply
@@ -675,6 +698,10 @@ class Client:
                     pong = await connection.ping()
                 except ConnectionClosed:
                     return
+                except Exception:
+                    self._logger.exception("the heartbeat failed; dropping the connection")
+                    scope.cancel()
+                    return
                 await pong.wait()
             if timer.cancelled_caught:
                 self._logger.warning(
@@ -696,6 +723,7 @@ class Client:
         self._pending.fail_all(lambda: ClientClosed("the client closed"))
         self._router.close_all()
         self._connected.set()  # wake the tasks waiting for a connection: they see CLOSED
+        self._lost.set()
         self._first_session.set()
         if self._task_group is not None:
             self._task_group.cancel_scope.cancel()

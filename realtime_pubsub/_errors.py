@@ -7,6 +7,7 @@ from __future__ import annotations
 __all__ = [
     "AckTimeout",
     "AuthenticationError",
+    "CertificateError",
     "ClientClosed",
     "ConnectError",
     "ConnectTimeout",
@@ -86,6 +87,12 @@ class ConnectError(RealtimePubSubError, ConnectionError):
     """A connection attempt failed in the network (refused, unreachable, TLS), or the URL
     provider failed; the original error is the ``__cause__``. Retried under the policy;
     you get it from the ``async with`` block only when the policy gives up."""
+
+
+class CertificateError(ConnectError):
+    """The server's TLS certificate is not trusted, or is not valid for the host. Not
+    retried by default (it would fail the same way): pass an ``ssl_context`` that trusts
+    the certificate, or fix the host name."""
 
 
 class WaitTimeout(RealtimePubSubError, TimeoutError):

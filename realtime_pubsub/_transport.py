@@ -24,6 +24,7 @@ from ._errors import AuthenticationError, ConnectionClosed, RealtimePubSubError
 from ._wsio import DataMessage, WebSocketIO
 
 __all__ = [
+    "ClosedBeforeSending",
     "HandshakeError",
     "refused",
     "Transport",
@@ -68,6 +69,11 @@ def validate_url(url: object) -> str:
     return url
 
 
+class ClosedBeforeSending(ConnectionClosed):
+    """What :meth:`TransportConnection.send` raises when the connection was already closed:
+    nothing was written, so the client may send the frame again on the next connection."""
+
+
 class HandshakeError(RealtimePubSubError):
     """The WebSocket handshake failed for a reason other than a refusal (an HTTP status
     other than 101/401/403/404, or a malformed response). Retried under the policy."""
@@ -85,8 +91,9 @@ class TransportConnection(Protocol):
         """The close reason once closed."""
 
     async def send(self, data: bytes, *, binary: bool = False) -> None:
-        """Send one message; :class:`~realtime_pubsub.ConnectionClosed` if the connection
-        is gone."""
+        """Send one message. Raises :class:`ClosedBeforeSending` if the connection was
+        already closed (nothing written), :class:`~realtime_pubsub.ConnectionClosed` if it
+        broke during the write (the message may or may not have gone out)."""
 
     async def receive(self) -> list[DataMessage]:
         """The next data messages (at least one); :class:`ConnectionClosed` once closed."""
@@ -132,22 +139,26 @@ class _SansIOConnection:
 
     @property
     def close_code(self) -> int | None:
+        # The peer's close frame; else the one we failed the connection with (1009 for a
+        # frame over max_message_size, 1007 for invalid UTF-8...); else 1006.
         protocol = self._ws.protocol
-        if protocol.close_rcvd is not None:
-            return protocol.close_rcvd.code
+        close = protocol.close_rcvd or protocol.close_sent
+        if close is not None:
+            return close.code
         if protocol.state is State.CLOSED:
             return 1006
         return None
 
     @property
     def close_reason(self) -> str:
-        rcvd = self._ws.protocol.close_rcvd
-        return rcvd.reason if rcvd is not None else ""
+        protocol = self._ws.protocol
+        close = protocol.close_rcvd or protocol.close_sent
+        return close.reason if close is not None else ""
 
-    def _closed(self) -> ConnectionClosed:
+    def _closed(self, error: type[ConnectionClosed] = ConnectionClosed) -> ConnectionClosed:
         code = self.close_code or 1006
         reason = self.close_reason
-        return ConnectionClosed(
+        return error(
             f"connection closed ({code}{': ' + reason if reason else ''})",
             code=code,
             reason=reason,
@@ -161,7 +172,7 @@ class _SansIOConnection:
     async def send(self, data: bytes, *, binary: bool = False) -> None:
         protocol = self._ws.protocol
         if protocol.state is not State.OPEN or protocol.close_rcvd is not None:
-            raise self._closed()
+            raise self._closed(ClosedBeforeSending)
         if binary:
             protocol.send_binary(data)
         else:

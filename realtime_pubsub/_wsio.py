@@ -100,9 +100,15 @@ class WebSocketIO:
                 if data:
                     await self.stream.send(data)
                 if chunks[-1] == SEND_EOF:
-                    # TLS cannot half-close; whoever owns the stream closes it instead.
+                    # A best-effort half-close: TLS cannot half-close at all (and anyio's
+                    # TLSStream raises TypeError once its TLS object is gone); whoever owns
+                    # the stream closes it anyway.
                     with contextlib.suppress(
-                        NotImplementedError, anyio.ClosedResourceError, OSError
+                        NotImplementedError,
+                        anyio.ClosedResourceError,
+                        anyio.BrokenResourceError,
+                        OSError,
+                        TypeError,
                     ):
                         await self.stream.send_eof()
 

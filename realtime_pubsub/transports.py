@@ -20,6 +20,7 @@ from websockets.uri import parse_uri
 
 from ._errors import ConnectionClosed
 from ._transport import (
+    ClosedBeforeSending,
     HandshakeError,
     Transport,
     TransportConnection,
@@ -66,13 +67,15 @@ class _TrioWebsocketConnection:
         closed = self._ws.closed
         return (closed.reason or "") if closed is not None else ""
 
-    def _closed(self) -> ConnectionClosed:
+    def _closed(self, error: type[ConnectionClosed] = ConnectionClosed) -> ConnectionClosed:
         code = self.close_code or 1006
-        return ConnectionClosed(f"connection closed ({code})", code=code, reason=self.close_reason)
+        return error(f"connection closed ({code})", code=code, reason=self.close_reason)
 
     async def send(self, data: bytes, *, binary: bool = False) -> None:
         import trio_websocket
 
+        if self._ws.closed is not None:
+            raise self._closed(ClosedBeforeSending)
         try:
             await self._ws.send_message(data if binary else data.decode())
         except (trio_websocket.ConnectionClosed, anyio.BrokenResourceError) as exc:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import secrets
+import ssl
 import urllib.parse
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
@@ -19,6 +20,7 @@ import anyio
 import anyio.abc
 import attrs
 from anyio.abc import SocketAttribute
+from anyio.streams.tls import TLSStream
 from websockets.extensions.permessage_deflate import ServerPerMessageDeflateFactory
 from websockets.http11 import Request, Response
 from websockets.protocol import State
@@ -171,8 +173,10 @@ class Gateway:
         app_id: str | None,
         acks: bool,
         max_message_size: int,
+        ssl_context: ssl.SSLContext | None = None,
     ) -> None:
         self.host = host
+        self.ssl_context = ssl_context
         self._port = port
         self.secret = secret
         self.app_id = app_id
@@ -206,14 +210,16 @@ class Gateway:
         return self._listener is not None
 
     def url(self, token: str, *, app_id: str | None = None) -> str:
-        """A ready URL: ``ws://host:port/apps/<app>?access_token=<token>``.
+        """A ready URL: ``ws://host:port/apps/<app>?access_token=<token>`` (``wss://`` when
+        serving TLS).
 
         ``app_id`` defaults to the gateway's own app id, or ``"default"``.
         """
         app = app_id or self.app_id or _DEFAULT_APP
         host = f"[{self.host}]" if ":" in self.host else self.host
         query = urllib.parse.urlencode({"access_token": token})
-        return f"ws://{host}:{self._port}/apps/{urllib.parse.quote(app, safe='')}?{query}"
+        scheme = "wss" if self.ssl_context is not None else "ws"
+        return f"{scheme}://{host}:{self._port}/apps/{urllib.parse.quote(app, safe='')}?{query}"
 
     def mint_token(
         self,
@@ -339,6 +345,19 @@ class Gateway:
             self._accept_stopped.set()
 
     async def _handle(self, stream: anyio.abc.SocketStream) -> None:
+        if self.ssl_context is not None:
+            try:
+                with anyio.fail_after(_HANDSHAKE_TIMEOUT):
+                    stream = await TLSStream.wrap(  # type: ignore[assignment]
+                        stream,
+                        server_side=True,
+                        ssl_context=self.ssl_context,
+                        standard_compatible=False,
+                    )
+            except (TimeoutError, anyio.BrokenResourceError, anyio.EndOfStream, OSError) as exc:
+                logger.info("TLS handshake failed: %s", type(exc).__name__)
+                await stream.aclose()
+                return
         protocol = ServerProtocol(
             extensions=[ServerPerMessageDeflateFactory()],
             max_size=self.max_message_size,
@@ -557,6 +576,7 @@ async def serve(
     app_id: str | None = None,
     acks: bool = True,
     max_message_size: int = 65536,
+    ssl_context: ssl.SSLContext | None = None,
 ) -> AsyncIterator[Gateway]:
     """Run a local Realtime Pub/Sub gateway for the duration of the block.
 
@@ -565,7 +585,8 @@ async def serve(
     (development mode; ``exp`` is still honoured). With ``app_id`` only that app is served;
     without, every app id is, each isolated from the others. ``acks=False`` disables
     acknowledgements, as an application without "WebSocket Inbound ACK" would.
-    Frames above ``max_message_size`` bytes close the connection with 1009.
+    Frames above ``max_message_size`` bytes close the connection with 1009. With
+    ``ssl_context`` (a server-side context holding the certificate) it serves ``wss://``.
 
     For development and tests only: production traffic goes to the hosted service.
     """
@@ -583,6 +604,7 @@ async def serve(
         app_id=app_id,
         acks=acks,
         max_message_size=max_message_size,
+        ssl_context=ssl_context,
     )
     async with anyio.create_task_group() as tg:
         gateway._task_group = tg
