@@ -3,6 +3,8 @@ benchmarks."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import nox
 
 nox.options.sessions = ["tests", "lint", "typecheck", "docs"]
@@ -48,3 +50,29 @@ def soak(session: nox.Session) -> None:
     session.install("-e", ".[trio,test]")
     for backend in ("asyncio", "trio"):
         session.run("python", "-m", "tests.soak", "--backend", backend, *session.posargs)
+
+
+@nox.session
+def bench(session: nox.Session) -> None:
+    """The benchmarks: ours on trio and asyncio, the official client, the floor. Pass
+    ``-- --quick`` for the one-minute version; ``-- --write-docs`` to update the docs page."""
+    session.install("-e", ".[trio]")
+    # The official client needs websockets 13 (it uses the legacy API that 14 replaced):
+    # it gets a virtualenv of its own.
+    official = Path(session.virtualenv.location) / "official"
+    python = official / "bin" / "python"
+    if not python.exists():
+        session.run("python", "-m", "venv", str(official))
+        session.run(
+            str(python),
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "realtime-pubsub-client==1.0.0",
+            "websockets==13.1",
+            external=True,
+        )
+    session.run(
+        "python", "-m", "benchmarks.run", "--official-python", str(python), *session.posargs
+    )

@@ -266,8 +266,11 @@ class Client:
         connection, _ = await self._wait_connection()
         if topic in self._topics:
             # If this connection dies first, the topic is remembered: the next one replays it.
+            # Returning once the frame is written (not merely queued) keeps the promise
+            # people rely on: what is published after subscribe() returns finds it in place.
             with contextlib.suppress(ConnectionClosed):
                 await connection.send(encode_subscribe(topic))
+                await connection.drain()
 
     async def unsubscribe(self, topic: str) -> None:
         """Unsubscribe from a remote topic (and forget it). Idempotent."""
@@ -280,6 +283,7 @@ class Client:
             # If this connection dies first, the topic is forgotten: no new one subscribes.
             with contextlib.suppress(ConnectionClosed):
                 await connection.send(encode_unsubscribe(topic))
+                await connection.drain()
 
     subscribe_remote_topic = subscribe
     unsubscribe_remote_topic = unsubscribe
@@ -541,6 +545,7 @@ class Client:
                     info, leftover = await self._await_welcome(connection)
                     for topic in list(self._topics):
                         await connection.send(encode_subscribe(topic))
+                    await connection.drain()
                 except BaseException:
                     await connection.abort()
                     raise

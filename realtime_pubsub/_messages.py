@@ -6,6 +6,7 @@ model yet stay reachable without a new release.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
@@ -22,6 +23,23 @@ __all__ = [
 
 #: How an :class:`IncomingMessage` answers its sender; set by the client that received it.
 Replier = Callable[["IncomingMessage", Any, str, bool], Awaitable[Any]]
+
+
+def client_info(value: object) -> ClientInfo | None:
+    """A :class:`ClientInfo` from a ``client`` member, or ``None`` if it is not an object."""
+    if not isinstance(value, dict):
+        return None
+    connection_id = value.get("connectionId")
+    subject = value.get("subject")
+    permissions = value.get("permissions")
+    return ClientInfo(
+        connection_id=connection_id if isinstance(connection_id, str) else None,
+        subject=subject if isinstance(subject, str) else None,
+        permissions=tuple(p for p in permissions if isinstance(p, str))
+        if isinstance(permissions, list)
+        else (),
+        raw=value,
+    )
 
 
 @attrs.frozen
@@ -84,26 +102,70 @@ class ResponseMessage:
     raw: Mapping[str, Any] = attrs.field(factory=dict, repr=False, eq=False)
 
 
-@attrs.frozen
+@attrs.frozen(cache_hash=False)
 class IncomingMessage:
     """A message delivered on a topic this connection listens to.
 
     ``data`` is the frame's ``data`` member as sent. For messages published by a WebSocket
-    client it is ``{"client": ..., "payload": ..., "id": ...}``, and ``payload``, ``id`` and
-    ``client`` are its parts; for messages published over the HTTP API, ``data`` is the raw
-    message, ``payload`` is that same value and ``id`` and ``client`` are ``None``.
-    ``compression`` tells whether it arrived as a binary (compressed) frame.
+    client it is ``{"client": ..., "payload": ..., "id": ...}``, and :attr:`payload`,
+    :attr:`id` and :attr:`client` are its parts; for messages published over the HTTP API,
+    ``data`` is the raw message, :attr:`payload` is that same value and :attr:`id` and
+    :attr:`client` are ``None``. ``compression`` tells whether it arrived as a binary
+    (compressed) frame.
     """
 
     topic: str
     message_type: str
     data: Any
-    payload: Any
-    id: str | None = None
-    client: ClientInfo | None = None
     compression: bool = False
     raw: Mapping[str, Any] = attrs.field(factory=dict, repr=False, eq=False)
     _replier: Replier | None = attrs.field(default=None, repr=False, eq=False, alias="replier")
+
+    # The parts of ``data`` are read when asked for, not for every message received: most
+    # consumers look at a few of them, and the reader's time is everybody's time.
+
+    @classmethod
+    def _from_frame(
+        cls,
+        topic: str,
+        message_type: str,
+        data: Any,
+        compression: bool,
+        raw: Mapping[str, Any],
+        replier: Replier | None,
+    ) -> IncomingMessage:
+        """The codec's constructor: the same fields as ``__init__``, set through the slot
+        descriptors. A frozen class's ``__init__`` pays for its immutability on every field,
+        and this runs for every message received."""
+        message = _new(cls)
+        _set_topic(message, topic)
+        _set_message_type(message, message_type)
+        _set_data(message, data)
+        _set_compression(message, compression)
+        _set_raw(message, raw)
+        _set_replier(message, replier)
+        return message
+
+    @property
+    def _wrapped(self) -> bool:
+        data = self.data
+        return isinstance(data, dict) and ("payload" in data or "client" in data)
+
+    @property
+    def payload(self) -> Any:
+        """What the sender published (``data`` itself for HTTP API messages)."""
+        return self.data.get("payload") if self._wrapped else self.data
+
+    @property
+    def id(self) -> str | None:
+        """The sender's message id, which a reply refers to."""
+        message_id = self.data.get("id") if self._wrapped else None
+        return message_id if isinstance(message_id, str) else None
+
+    @functools.cached_property
+    def client(self) -> ClientInfo | None:
+        """Who sent it (``data.client``), or ``None``."""
+        return client_info(self.data.get("client")) if self._wrapped else None
 
     @property
     def event(self) -> str:
@@ -150,3 +212,12 @@ class IncomingMessage:
             permissions=client.permissions if client else (),
             raw=self.raw,
         )
+
+
+_new = object.__new__
+_set_topic = IncomingMessage.__dict__["topic"].__set__
+_set_message_type = IncomingMessage.__dict__["message_type"].__set__
+_set_data = IncomingMessage.__dict__["data"].__set__
+_set_compression = IncomingMessage.__dict__["compression"].__set__
+_set_raw = IncomingMessage.__dict__["raw"].__set__
+_set_replier = IncomingMessage.__dict__["_replier"].__set__

@@ -21,7 +21,7 @@ from websockets.protocol import State
 from websockets.uri import parse_uri
 
 from ._errors import AuthenticationError, ConnectionClosed, RealtimePubSubError
-from ._wsio import DataMessage, WebSocketIO
+from ._wsio import CLIENT_READ_SIZE, DataMessage, WebSocketIO
 
 __all__ = [
     "ClosedBeforeSending",
@@ -95,6 +95,10 @@ class TransportConnection(Protocol):
         already closed (nothing written), :class:`~realtime_pubsub.ConnectionClosed` if it
         broke during the write (the message may or may not have gone out)."""
 
+    async def drain(self) -> None:
+        """Wait until everything sent so far has been written to the network;
+        :class:`~realtime_pubsub.ConnectionClosed` if the connection broke first."""
+
     async def receive(self) -> list[DataMessage]:
         """The next data messages (at least one); :class:`ConnectionClosed` once closed."""
 
@@ -128,14 +132,26 @@ class Transport(Protocol):
         connection is closed or aborted."""
 
 
+#: Bytes a connection may have queued for its writer before ``send`` waits for them to be
+#: written: enough to coalesce bursts, small enough to push back on a stalled socket.
+_HIGH_WATER = 256 * 1024
+
+
 class _SansIOConnection:
-    __slots__ = ("_backlog", "_pings", "_ws")
+    __slots__ = ("_backlog", "_pings", "_writer", "_ws")
 
     def __init__(self, ws: WebSocketIO, backlog: list[DataMessage]) -> None:
         self._ws = ws
         self._backlog = backlog
         self._pings: dict[bytes, anyio.Event] = {}
+        self._writer = anyio.CancelScope()
         ws.on_pong = self._on_pong
+
+    async def run_writer(self) -> None:
+        """The connection's writer task (see WebSocketIO.run_writer); ends with the
+        connection."""
+        with self._writer:
+            await self._ws.run_writer()
 
     @property
     def close_code(self) -> int | None:
@@ -173,14 +189,30 @@ class _SansIOConnection:
         protocol = self._ws.protocol
         if protocol.state is not State.OPEN or protocol.close_rcvd is not None:
             raise self._closed(ClosedBeforeSending)
-        if binary:
-            protocol.send_binary(data)
-        else:
-            protocol.send_text(data)
-        try:
-            await self._ws.flush()
-        except (anyio.BrokenResourceError, anyio.ClosedResourceError, OSError) as exc:
-            raise self._closed() from exc
+        ws = self._ws
+        if ws.broken:
+            raise self._closed(ClosedBeforeSending)
+        # Outgoing frames are never deflated: "compress" in our frames asks the gateway to
+        # deliver compressed, and small JSON frames only cost zlib time to squeeze.
+        ws.send_message(data, binary=binary)
+        if ws.writer_idle:
+            # Nothing else in flight: write it now rather than wake the writer (a round trip
+            # through the scheduler on the latency path).
+            try:
+                await ws.flush()
+            except (anyio.BrokenResourceError, anyio.ClosedResourceError, OSError) as exc:
+                raise self._closed() from exc
+            return
+        ws.flush_soon(len(data))
+        if ws.queued > _HIGH_WATER:
+            await ws.wait_drained()
+            if ws.broken:
+                raise self._closed()
+
+    async def drain(self) -> None:
+        await self._ws.drain()
+        if self._ws.broken:
+            raise self._closed()
 
     async def receive(self) -> list[DataMessage]:
         if self._backlog:
@@ -206,13 +238,11 @@ class _SansIOConnection:
         if protocol.state is not State.OPEN:
             raise self._closed()
         protocol.send_ping(payload)
-        try:
-            await self._ws.flush()
-        except (anyio.BrokenResourceError, anyio.ClosedResourceError, OSError) as exc:
-            raise self._closed() from exc
+        self._ws.flush_soon()
         return event
 
     async def aclose(self, code: int = 1000, reason: str = "") -> None:
+        self._writer.cancel()
         protocol = self._ws.protocol
         try:
             with anyio.move_on_after(_CLOSE_TIMEOUT, shield=True):
@@ -227,6 +257,7 @@ class _SansIOConnection:
             await self._ws.aclose()
 
     async def abort(self) -> None:
+        self._writer.cancel()
         await self._ws.aclose()
 
 
@@ -266,7 +297,7 @@ class WebSocketsTransport:
             max_size=max_message_size,
             logger=logging.getLogger("realtime_pubsub.websocket"),
         )
-        ws = WebSocketIO(protocol, stream)
+        ws = WebSocketIO(protocol, stream, read_size=CLIENT_READ_SIZE)
         try:
             protocol.send_request(protocol.connect())
             await ws.flush()
@@ -282,7 +313,9 @@ class WebSocketsTransport:
                 if response is None and protocol.state is State.CLOSED:
                     raise HandshakeError("the server closed the connection during the handshake")
                 backlog.extend(ws.data_messages(events))
-            return _SansIOConnection(ws, backlog)
+            connection = _SansIOConnection(ws, backlog)
+            task_group.start_soon(connection.run_writer, name="realtime_pubsub writer")
+            return connection
         except BaseException:
             await ws.aclose()
             raise

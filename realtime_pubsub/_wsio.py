@@ -14,13 +14,19 @@ from collections.abc import Callable
 
 import anyio
 import anyio.abc
+from websockets.exceptions import InvalidState
 from websockets.frames import Frame, Opcode
-from websockets.protocol import SEND_EOF, Protocol, State
+from websockets.protocol import SEND_EOF, Protocol, Side, State
 from websockets.protocol import Event as WebSocketEvent
 
 __all__ = ["WebSocketIO"]
 
-_READ_SIZE = 65536
+#: Bytes asked of the stream per read. The client reads less than the gateway: every
+#: message of one read is alive until its consumer runs, and handing consumers a few dozen
+#: messages at a time lets them die young, before the garbage collector has to promote (and
+#: later traverse) them; with 64 KiB reads the collector costs more than everything else.
+SERVER_READ_SIZE = 65536
+CLIENT_READ_SIZE = 8192
 _TEXT, _BINARY, _CONT, _PONG = Opcode.TEXT, Opcode.BINARY, Opcode.CONT, Opcode.PONG
 
 #: A complete data message: its content (bytes, or str from transports that decode text
@@ -33,26 +39,47 @@ class WebSocketIO:
     the protocol's output back."""
 
     __slots__ = (
+        "_drained",
+        "_flushes_started",
+        "_flushes_written",
         "_fragment_binary",
         "_fragments",
+        "_queued",
+        "_read_size",
         "_resumed",
         "_send_lock",
+        "_wake",
+        "broken",
         "on_pong",
         "protocol",
         "stream",
     )
 
-    def __init__(self, protocol: Protocol, stream: anyio.abc.ByteStream) -> None:
+    def __init__(
+        self,
+        protocol: Protocol,
+        stream: anyio.abc.ByteStream,
+        *,
+        read_size: int = SERVER_READ_SIZE,
+    ) -> None:
         # websockets logs every frame, and the handshake's URL with its access token, at
         # DEBUG: never let it, whatever the application's logging configuration.
         protocol.debug = False
         self.protocol = protocol
         self.stream = stream
+        self._read_size = read_size
         self.on_pong: Callable[[bytes | bytearray | memoryview], None] | None = None
         self._send_lock = anyio.Lock()
         self._fragments: list[bytes | bytearray | memoryview] | None = None
         self._fragment_binary = False
         self._resumed: anyio.Event | None = None
+        self._wake = anyio.Event()
+        self._drained = anyio.Event()
+        self._queued = 0
+        self._flushes_started = 0
+        self._flushes_written = 0
+        #: True once :meth:`run_writer` met a broken stream.
+        self.broken = False
 
     @property
     def paused(self) -> bool:
@@ -76,6 +103,75 @@ class WebSocketIO:
         while self._resumed is not None:
             await self._resumed.wait()
 
+    def send_message(self, data: bytes, *, binary: bool = False, deflate: bool = False) -> None:
+        """Queue one data message (:meth:`flush` writes it).
+
+        permessage-deflate, when negotiated, applies per message (RFC 7692 lets either side
+        send any message uncompressed): ``deflate=False`` sends it as it is, which spares
+        zlib a round trip for every small frame; ``deflate=True`` compresses it. Raises
+        websockets' ``InvalidState`` when the connection is not open.
+        """
+        protocol = self.protocol
+        if deflate or not protocol.extensions:
+            if binary:
+                protocol.send_binary(data)
+            else:
+                protocol.send_text(data)
+            return
+        if protocol.state is not State.OPEN:
+            raise InvalidState(f"connection is {protocol.state.name.lower()}")
+        frame = Frame(_BINARY if binary else _TEXT, data)
+        protocol.writes.append(frame.serialize(mask=protocol.side is Side.CLIENT))
+
+    # Writing: senders queue frames synchronously and call flush_soon(); one writer task
+    # (run_writer) writes everything queued in one go. Concurrent senders' frames are
+    # coalesced into few writes, a sender never waits for the socket unless the queue is
+    # over its high-water mark, and no write is ever cut in half by a sender's cancellation.
+
+    @property
+    def writer_idle(self) -> bool:
+        """Whether nothing is being written or waiting to be: a sender may then write its
+        frame itself, sparing the hand-over to the writer task (latency)."""
+        return not self._send_lock.locked() and not self._wake.is_set()
+
+    @property
+    def queued(self) -> int:
+        """Bytes of data messages queued since the last flush."""
+        return self._queued
+
+    def flush_soon(self, size: int = 0) -> None:
+        """Ask :meth:`run_writer` to flush; ``size`` bytes were just queued. Never blocks."""
+        self._queued += size
+        self._wake.set()
+
+    async def wait_drained(self) -> None:
+        """Wait until the writer's next flush is done (or the stream broke)."""
+        if not self.broken:
+            await self._drained.wait()
+
+    async def drain(self) -> None:
+        """Wait until everything queued so far is written (or the stream broke)."""
+        # A flush that has not started yet will take what is queued; one in progress may
+        # already hold it. Wait for whichever it is to finish writing.
+        needed = self._flushes_started + (1 if self.protocol.writes else 0)
+        while self._flushes_written < needed and not self.broken:
+            await self.wait_drained()
+
+    async def run_writer(self) -> None:
+        """Flush whenever :meth:`flush_soon` asks, until cancelled or the stream breaks
+        (then :attr:`broken` is set and whoever waits in :meth:`wait_drained` wakes)."""
+        try:
+            while True:
+                await self._wake.wait()
+                self._wake = anyio.Event()
+                self._queued = 0
+                await self.flush()
+                drained, self._drained = self._drained, anyio.Event()
+                drained.set()
+        except (anyio.BrokenResourceError, anyio.ClosedResourceError, OSError):
+            self.broken = True
+            self._drained.set()
+
     @property
     def closed(self) -> bool:
         """True once the WebSocket connection has fully closed."""
@@ -87,12 +183,20 @@ class WebSocketIO:
         Raises :class:`anyio.BrokenResourceError` or :class:`anyio.ClosedResourceError`
         when the stream is gone.
         """
-        async with self._send_lock:
+        # The lock is free nearly always (one writer task): take it without the scheduling
+        # round that an awaited acquire costs.
+        try:
+            self._send_lock.acquire_nowait()
+        except anyio.WouldBlock:
+            await self._send_lock.acquire()
+        try:
             if self._resumed is not None:
                 await self._wait_resumed()
             chunks = self.protocol.data_to_send()
             if not chunks:
                 return
+            self._flushes_started += 1
+            flush = self._flushes_started
             data = b"".join(chunks)
             # A write cancelled halfway would leave half a frame on the wire and corrupt the
             # stream for everybody; it finishes, or fails when the stream is closed under it.
@@ -111,6 +215,9 @@ class WebSocketIO:
                         TypeError,
                     ):
                         await self.stream.send_eof()
+            self._flushes_written = flush
+        finally:
+            self._send_lock.release()
 
     async def receive_events(self) -> list[WebSocketEvent]:
         """Read once from the stream, feed the protocol, answer what must be answered (pings,
@@ -120,7 +227,7 @@ class WebSocketIO:
         :attr:`closed` afterwards.
         """
         try:
-            data = await self.stream.receive(_READ_SIZE)
+            data = await self.stream.receive(self._read_size)
         except (anyio.EndOfStream, anyio.BrokenResourceError):
             self.protocol.receive_eof()
         else:

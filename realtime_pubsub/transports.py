@@ -81,6 +81,9 @@ class _TrioWebsocketConnection:
         except (trio_websocket.ConnectionClosed, anyio.BrokenResourceError) as exc:
             raise self._closed() from exc
 
+    async def drain(self) -> None:
+        pass  # send_message() returns once written
+
     async def receive(self) -> list[DataMessage]:
         import trio_websocket
 

@@ -102,7 +102,6 @@ class _Connection:
         "remote_address",
         "scope",
         "subscriptions",
-        "wake",
         "ws",
     )
 
@@ -124,26 +123,23 @@ class _Connection:
         self.client_info = encode_client_info(self.id, identity.subject, identity.permissions)
         self.subscriptions: set[str] = set()
         self.may_write: dict[str, bool] = {}
-        self.wake = anyio.Event()
         self.scope = anyio.CancelScope()
 
     def deliver(self, frame: bytes, *, binary: bool = False) -> None:
         """Queue a frame for this connection; never blocks (the writer task flushes)."""
-        protocol = self.ws.protocol
-        if protocol.state is not State.OPEN:
+        if self.ws.protocol.state is not State.OPEN:
             return
-        if binary:
-            protocol.send_binary(frame)
-        else:
-            protocol.send_text(frame)
-        self.wake.set()
+        # Binary frames are the "compress: true" deliveries: deflated when the client
+        # negotiated permessage-deflate. Everything else goes out as it is.
+        self.ws.send_message(frame, binary=binary, deflate=binary)
+        self.ws.flush_soon(len(frame))
 
     def close(self, code: int, reason: str) -> None:
         """Start the closing handshake; the reader finishes it (or gives up after a delay)."""
         if self.ws.protocol.state is State.OPEN:
             reason = reason.encode()[:_MAX_REASON_BYTES].decode(errors="ignore")
             self.ws.protocol.send_close(code, reason)
-            self.wake.set()
+            self.ws.flush_soon()
 
     def snapshot(self) -> ConnectionSnapshot:
         return ConnectionSnapshot(
@@ -460,13 +456,8 @@ class Gateway:
         self._notify()
 
     async def _write_loop(self, conn: _Connection) -> None:
-        try:
-            while True:
-                await conn.wake.wait()
-                conn.wake = anyio.Event()
-                await conn.ws.flush()
-        except (anyio.BrokenResourceError, anyio.ClosedResourceError, OSError):
-            conn.scope.cancel()
+        await conn.ws.run_writer()
+        conn.scope.cancel()  # the stream broke: the connection is gone
 
     async def _read_loop(self, conn: _Connection) -> None:
         ws = conn.ws
