@@ -16,7 +16,7 @@ extensions = [
     "sphinx.ext.viewcode",
 ]
 templates_path: list[str] = []
-exclude_patterns = ["_build"]
+exclude_patterns = ["_build", "*.inc"]
 html_theme = "furo"
 html_title = f"realtime_pubsub {release}"
 html_static_path: list[str] = []
