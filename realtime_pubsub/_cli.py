@@ -10,8 +10,9 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import signal
 import sys
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, NoReturn
 
 import anyio
@@ -279,6 +280,34 @@ async def _demo(args: argparse.Namespace) -> int:
     return 0
 
 
+async def _until_interrupted(
+    command: Callable[[argparse.Namespace], Awaitable[int]], args: argparse.Namespace
+) -> int:
+    """Run ``command``; Ctrl-C (SIGINT) or SIGTERM stops it cleanly with status 0. Catching
+    the signal ourselves, rather than KeyboardInterrupt, behaves the same on every backend
+    and Python version (asyncio on 3.10 turns Ctrl-C into a CancelledError)."""
+    status = 0
+    failure: Exception | None = None
+    async with anyio.create_task_group() as tg:
+
+        async def watch() -> None:
+            with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+                async for _ in signals:
+                    print("stopped", file=sys.stderr)
+                    tg.cancel_scope.cancel()
+                    return
+
+        tg.start_soon(watch)
+        try:
+            status = await command(args)
+        except Exception as exc:
+            failure = exc
+        tg.cancel_scope.cancel()
+    if failure is not None:
+        raise failure
+    return status
+
+
 _ASYNC_COMMANDS = {
     "listen": _listen,
     "publish": _publish_or_send,
@@ -309,7 +338,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _token(args)
         if args.command in ("listen", "publish", "send"):
             _url(args)  # bad usage is reported before anything connects
-        status: int = anyio.run(_ASYNC_COMMANDS[args.command], args, backend=args.backend)
+        status: int = anyio.run(
+            _until_interrupted, _ASYNC_COMMANDS[args.command], args, backend=args.backend
+        )
         return status
     except KeyboardInterrupt:
         print("stopped", file=sys.stderr)

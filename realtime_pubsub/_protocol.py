@@ -28,6 +28,8 @@ __all__ = [
     "CLOSE_FORBIDDEN_SUBSCRIBE",
     "DEFAULT_MESSAGE_TYPE",
     "INBOUND_TOPIC",
+    "PRIVATE_PREFIX",
+    "SECURE_PREFIX",
     "ClientFrame",
     "GatewayEvent",
     "PublishFrame",
@@ -62,8 +64,11 @@ INBOUND_TOPIC: Final = "secure/inbound"
 CLOSE_FORBIDDEN_SUBSCRIBE: Final = "Subscription to secure topic is forbidden!"
 CLOSE_FORBIDDEN_PUBLISH: Final = "Publishing to topic is forbidden!"
 
+#: Topics under ``priv/`` are connections' own (replies are published there).
+PRIVATE_PREFIX: Final = "priv/"
+#: Topics under ``secure/`` need a read permission to subscribe to (PROTOCOL.md §5).
+SECURE_PREFIX: Final = "secure/"
 _WELCOME_TOPIC: Final = "main"
-_PRIVATE_PREFIX: Final = "priv/"
 _UNSUPPORTED_DATA: Final = 1003
 
 
@@ -88,7 +93,7 @@ def new_message_id() -> str:
 
 def private_topic(connection_id: str) -> str:
     """The topic every connection is implicitly subscribed to: ``priv/<connection id>``."""
-    return _PRIVATE_PREFIX + connection_id
+    return PRIVATE_PREFIX + connection_id
 
 
 def validate_topic(topic: object) -> str:
@@ -413,7 +418,7 @@ def parse_gateway_frame(
     payload = message.payload
     if (
         message_type == "response"
-        and topic.startswith(_PRIVATE_PREFIX)
+        and topic.startswith(PRIVATE_PREFIX)
         and isinstance(payload, dict)
         and isinstance(request_id := payload.get("id"), str)
     ):

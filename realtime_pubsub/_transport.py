@@ -25,6 +25,7 @@ from ._wsio import CLIENT_READ_SIZE, DataMessage, WebSocketIO
 
 __all__ = [
     "ClosedBeforeSending",
+    "closed_error",
     "HandshakeError",
     "refused",
     "Transport",
@@ -137,6 +138,17 @@ class Transport(Protocol):
 _HIGH_WATER = 256 * 1024
 
 
+def closed_error(
+    connection: TransportConnection, error: type[ConnectionClosed] = ConnectionClosed
+) -> ConnectionClosed:
+    """The exception for an operation on ``connection`` once it has closed."""
+    code = connection.close_code or 1006
+    reason = connection.close_reason
+    return error(
+        f"connection closed ({code}{': ' + reason if reason else ''})", code=code, reason=reason
+    )
+
+
 class _SansIOConnection:
     __slots__ = ("_backlog", "_pings", "_writer", "_ws")
 
@@ -172,13 +184,7 @@ class _SansIOConnection:
         return close.reason if close is not None else ""
 
     def _closed(self, error: type[ConnectionClosed] = ConnectionClosed) -> ConnectionClosed:
-        code = self.close_code or 1006
-        reason = self.close_reason
-        return error(
-            f"connection closed ({code}{': ' + reason if reason else ''})",
-            code=code,
-            reason=reason,
-        )
+        return closed_error(self, error)
 
     def _on_pong(self, data: bytes | bytearray | memoryview) -> None:
         event = self._pings.pop(bytes(data), None)

@@ -25,6 +25,7 @@ from ._transport import (
     Transport,
     TransportConnection,
     WebSocketsTransport,
+    closed_error,
     mask_url,
     refused,
     validate_url,
@@ -68,8 +69,7 @@ class _TrioWebsocketConnection:
         return (closed.reason or "") if closed is not None else ""
 
     def _closed(self, error: type[ConnectionClosed] = ConnectionClosed) -> ConnectionClosed:
-        code = self.close_code or 1006
-        return error(f"connection closed ({code})", code=code, reason=self.close_reason)
+        return closed_error(self, error)
 
     async def send(self, data: bytes, *, binary: bool = False) -> None:
         import trio_websocket

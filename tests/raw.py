@@ -10,6 +10,7 @@ from typing import Any
 
 import anyio
 import orjson
+import pytest
 import sniffio
 from websockets.exceptions import ConnectionClosed
 
@@ -86,7 +87,10 @@ class RawClient:
 async def connect(url: str, *, welcome: bool = True, **kwargs: Any) -> AsyncIterator[RawClient]:
     """Connect with websockets' client for the running backend; wait for the welcome."""
     if sniffio.current_async_library() == "trio":
-        from websockets.trio.client import connect as ws_connect
+        try:
+            from websockets.trio.client import connect as ws_connect
+        except ImportError:  # websockets < 17, as on Python 3.10
+            pytest.skip("websockets' trio client needs websockets >= 17")
     else:
         from websockets.asyncio.client import connect as ws_connect  # type: ignore[assignment]
     kwargs.setdefault("ping_interval", None)
@@ -99,3 +103,15 @@ async def connect(url: str, *, welcome: bool = True, **kwargs: Any) -> AsyncIter
             assert client.welcome["topic"] == "main"
             assert client.welcome["messageType"] == "welcome"
         yield client
+
+
+@asynccontextmanager
+async def running(command: list[str]) -> AsyncIterator[anyio.abc.Process]:
+    """A subprocess for the duration of the block, killed if it is still running at the end
+    (a test that fails or skips must not wait forever for a server that never exits)."""
+    async with await anyio.open_process(command) as process:
+        try:
+            yield process
+        finally:
+            if process.returncode is None:
+                process.kill()

@@ -17,7 +17,7 @@ import realtime_pubsub
 from realtime_pubsub.gateway import Gateway
 from realtime_pubsub.testing import ALL_PERMISSIONS
 
-from .raw import connect
+from .raw import connect, running
 
 COMMAND = [sys.executable, "-m", "realtime_pubsub"]
 
@@ -53,7 +53,7 @@ def test_bad_usage_exits_2() -> None:
 
 @pytest.mark.anyio
 async def test_gateway_serves_a_raw_client_and_stops_cleanly_on_ctrl_c() -> None:
-    async with await anyio.open_process([*COMMAND, "gateway", "--port", "0"]) as process:
+    async with running([*COMMAND, "gateway", "--port", "0"]) as process:
         assert process.stdout is not None and process.stderr is not None
         output = b""
         with anyio.fail_after(20):
@@ -165,7 +165,7 @@ async def test_listen_prints_json_lines_and_stops_on_ctrl_c(
         full_url(gw),
     ]
     async with (
-        await anyio.open_process(command) as process,
+        running(command) as process,
         realtime_pubsub.connect(full_url(gw)) as publisher,
     ):
         assert process.stdout is not None

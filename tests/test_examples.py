@@ -16,6 +16,8 @@ import pytest
 
 from realtime_pubsub.gateway._auth import mint_token
 
+from .raw import running
+
 pytestmark = pytest.mark.anyio
 
 EXAMPLES = Path(__file__).parent.parent / "examples"
@@ -48,7 +50,7 @@ class Lines:
 @pytest.fixture
 async def gateway_port() -> AsyncIterator[int]:
     command = [sys.executable, "-m", "realtime_pubsub", "gateway", "--port", "0"]
-    async with await anyio.open_process(command) as process:
+    async with running(command) as process:
         line = await Lines(process).until("listening on")
         yield int(line.rsplit(":", 1)[1])
         process.send_signal(signal.SIGINT)
@@ -71,8 +73,8 @@ async def test_rpc_backend_caller_and_presence_monitor(gateway_port: int) -> Non
     )
     backend_command = example("rpc_backend.py", "--url", url(gateway_port, "backend"))
     async with (
-        await anyio.open_process(monitor_command) as monitor,
-        await anyio.open_process(backend_command) as backend,
+        running(monitor_command) as monitor,
+        running(backend_command) as backend,
     ):
         monitor_out = Lines(monitor)
         await monitor_out.until("monitoring as")
@@ -97,7 +99,7 @@ async def test_rpc_backend_caller_and_presence_monitor(gateway_port: int) -> Non
 
 async def test_two_chat_clients_talk(gateway_port: int) -> None:
     alice_command = example("chat.py", "--name", "alice", "--url", url(gateway_port, "alice"))
-    async with await anyio.open_process(alice_command) as alice:
+    async with running(alice_command) as alice:
         alice_out = Lines(alice)
         await alice_out.until("joined lobby as alice")
         bob = await anyio.run_process(

@@ -32,6 +32,8 @@ from .._protocol import (
     CLOSE_FORBIDDEN_PUBLISH,
     CLOSE_FORBIDDEN_SUBSCRIBE,
     INBOUND_TOPIC,
+    PRIVATE_PREFIX,
+    SECURE_PREFIX,
     PublishFrame,
     SendFrame,
     SubscribeFrame,
@@ -61,8 +63,6 @@ logger = logging.getLogger("realtime_pubsub.gateway")
 _websocket_logger = logging.getLogger("realtime_pubsub.gateway.websocket")
 
 _DEFAULT_APP: Final = "default"
-_SECURE_PREFIX: Final = "secure/"
-_PRIVATE_PREFIX: Final = "priv/"
 _HANDSHAKE_TIMEOUT: Final = 10.0
 _CLOSE_TIMEOUT: Final = 2.0
 _MAX_REASON_BYTES: Final = 123  # RFC 6455 §5.5: a close frame's body is at most 125 bytes
@@ -495,7 +495,7 @@ class Gateway:
             self._unsubscribe(conn, frame.topic)
 
     def _subscribe(self, conn: _Connection, topic: str) -> None:
-        if topic.startswith(_SECURE_PREFIX) and not permits(
+        if topic.startswith(SECURE_PREFIX) and not permits(
             conn.identity.permissions, READ_PREFIX, topic
         ):
             logger.info("closing %s: no read permission for %r", conn.id, topic)
@@ -519,7 +519,7 @@ class Gateway:
         allowed = conn.may_write.get(topic)
         if allowed is None:
             # [E] priv/ topics (replies) need no write permission.
-            allowed = topic.startswith(_PRIVATE_PREFIX) or permits(
+            allowed = topic.startswith(PRIVATE_PREFIX) or permits(
                 conn.identity.permissions, WRITE_PREFIX, topic
             )
             if len(conn.may_write) < 1024:
