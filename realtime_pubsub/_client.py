@@ -678,16 +678,22 @@ class Client:
         scope.cancel()
 
     def _dispatch(self, messages: list[DataMessage]) -> None:
-        router, pending, replier = self._router, self._pending, self._reply
+        # The reader's loop: locals for everything it touches per message.
+        dispatch, pending, replier, parse = (
+            self._router.dispatch,
+            self._pending,
+            self._reply,
+            parse_gateway_frame,
+        )
         for data, binary in messages:
             try:
-                event = parse_gateway_frame(data, compression=binary, replier=replier)
+                event = parse(data, compression=binary, replier=replier)
             except ProtocolError as exc:
                 self._report(exc)
                 continue
             kind = type(event)
             if kind is IncomingMessage:
-                router.dispatch(event)  # type: ignore[arg-type]
+                dispatch(event)  # type: ignore[arg-type]
             elif kind is Ack:
                 pending.ack(event)  # type: ignore[arg-type]
             elif kind is ResponseMessage:

@@ -170,10 +170,11 @@ class MessageStream(Generic[T]):
 class Router:
     """Listeners registered under event-name patterns, and lifecycle-event listeners."""
 
-    __slots__ = ("_index", "_lifecycle")
+    __slots__ = ("_index", "_lifecycle", "_match")
 
     def __init__(self) -> None:
         self._index: PatternIndex[Sink[IncomingMessage]] = PatternIndex()
+        self._match = self._index.match  # the reader calls it for every message
         self._lifecycle: dict[str, list[Sink[Any]]] = {}
 
     def __len__(self) -> int:
@@ -187,7 +188,7 @@ class Router:
 
     def dispatch(self, message: IncomingMessage) -> int:
         """Hand ``message`` to every matching listener without blocking; returns how many."""
-        sinks = self._index.match(message.topic + "." + message.message_type)
+        sinks = self._match(message.topic + "." + message.message_type)
         for sink in sinks:
             if not sink.deliver(message):
                 self._index.remove(sink.pattern, sink)
