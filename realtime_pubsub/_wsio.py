@@ -19,7 +19,7 @@ from websockets.frames import Frame, Opcode
 from websockets.protocol import SEND_EOF, Protocol, Side, State
 from websockets.protocol import Event as WebSocketEvent
 
-__all__ = ["WebSocketIO"]
+__all__ = ["WebSocketIO", "server_frame"]
 
 #: Bytes asked of the stream per read. The client reads less than the gateway: every
 #: message of one read is alive until its consumer runs, and handing consumers a few dozen
@@ -32,6 +32,11 @@ _TEXT, _BINARY, _CONT, _PONG = Opcode.TEXT, Opcode.BINARY, Opcode.CONT, Opcode.P
 #: A complete data message: its content (bytes, or str from transports that decode text
 #: frames) and whether it came as a binary frame.
 DataMessage = tuple["bytes | bytearray | memoryview | str", bool]
+
+
+def server_frame(data: bytes, *, binary: bool = False) -> bytes:
+    """The bytes of one uncompressed, unmasked (server-side) data frame."""
+    return Frame(_BINARY if binary else _TEXT, data).serialize(mask=False)
 
 
 class WebSocketIO:
@@ -122,6 +127,14 @@ class WebSocketIO:
             raise InvalidState(f"connection is {protocol.state.name.lower()}")
         frame = Frame(_BINARY if binary else _TEXT, data)
         protocol.writes.append(frame.serialize(mask=protocol.side is Side.CLIENT))
+
+    def send_server_frame(self, frame: bytes) -> None:
+        """Queue a frame made by :func:`server_frame`. A server's frames are not masked, so
+        one message fanned out to many connections is serialized once, not once each."""
+        protocol = self.protocol
+        if protocol.state is not State.OPEN:
+            raise InvalidState(f"connection is {protocol.state.name.lower()}")
+        protocol.writes.append(frame)
 
     # Writing: senders queue frames synchronously and call flush_soon(); one writer task
     # (run_writer) writes everything queued in one go. Concurrent senders' frames are

@@ -46,7 +46,7 @@ from .._protocol import (
     parse_client_frame,
     private_topic,
 )
-from .._wsio import WebSocketIO
+from .._wsio import WebSocketIO, server_frame
 from ._auth import (
     READ_PREFIX,
     WRITE_PREFIX,
@@ -126,12 +126,22 @@ class _Connection:
         self.scope = anyio.CancelScope()
 
     def deliver(self, frame: bytes, *, binary: bool = False) -> None:
-        """Queue a frame for this connection; never blocks (the writer task flushes)."""
+        """Queue a frame for this connection; never blocks (the writer task flushes).
+
+        Binary frames are the "compress: true" deliveries: deflated when the client
+        negotiated permessage-deflate. Everything else goes out as it is.
+        """
         if self.ws.protocol.state is not State.OPEN:
             return
-        # Binary frames are the "compress: true" deliveries: deflated when the client
-        # negotiated permessage-deflate. Everything else goes out as it is.
         self.ws.send_message(frame, binary=binary, deflate=binary)
+        self.ws.flush_soon(len(frame))
+
+    def deliver_plain(self, frame: bytes) -> None:
+        """Queue an uncompressed frame already serialized by :func:`server_frame` (fan-out
+        serializes a message once for all its receivers)."""
+        if self.ws.protocol.state is not State.OPEN:
+            return
+        self.ws.send_server_frame(frame)
         self.ws.flush_soon(len(frame))
 
     def close(self, code: int, reason: str) -> None:
@@ -536,8 +546,14 @@ class Gateway:
             encoded = encode_delivery(
                 topic, frame.message_type, frame.payload, client=conn.client_info, id=frame.id
             )
-            for subscriber in subscribers:
-                subscriber.deliver(encoded, binary=frame.compress)
+            if frame.compress:
+                # Deflated per connection: each has its own compression context.
+                for subscriber in subscribers:
+                    subscriber.deliver(encoded, binary=True)
+            else:
+                plain = server_frame(encoded)
+                for subscriber in subscribers:
+                    subscriber.deliver_plain(plain)
         if frame.id is not None and self.acks:
             if self.ack_delay > 0:
                 assert self._task_group is not None
@@ -552,10 +568,10 @@ class Gateway:
     def _presence(self, conn: _Connection, status: str) -> None:
         subscribers = conn.app.topics.get(INBOUND_TOPIC)
         if subscribers:
-            encoded = encode_presence(status, client=conn.client_info)
+            plain = server_frame(encode_presence(status, client=conn.client_info))
             for subscriber in subscribers:
                 if subscriber is not conn:
-                    subscriber.deliver(encoded)
+                    subscriber.deliver_plain(plain)
 
 
 @asynccontextmanager
