@@ -16,6 +16,7 @@ from ._errors import ConnectError as ConnectError
 from ._errors import ConnectionClosed as ConnectionClosed
 from ._errors import ConnectTimeout as ConnectTimeout
 from ._errors import Forbidden as Forbidden
+from ._errors import HandshakeError as HandshakeError
 from ._errors import MessageTooLarge as MessageTooLarge
 from ._errors import ProtocolError as ProtocolError
 from ._errors import RealtimePubSubError as RealtimePubSubError
@@ -31,7 +32,6 @@ from ._messages import ResponseMessage as ResponseMessage
 from ._pending import Receipt as Receipt
 from ._router import MessageStream as MessageStream
 from ._router import Overflow as Overflow
-from ._transport import HandshakeError as HandshakeError
 from ._transport import Transport as Transport
 from ._transport import TransportConnection as TransportConnection
 from ._transport import WebSocketsTransport as WebSocketsTransport

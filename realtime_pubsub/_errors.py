@@ -13,6 +13,7 @@ __all__ = [
     "ConnectTimeout",
     "ConnectionClosed",
     "Forbidden",
+    "HandshakeError",
     "MessageTooLarge",
     "ProtocolError",
     "RealtimePubSubError",
@@ -70,6 +71,11 @@ class AuthenticationError(RealtimePubSubError):
     def __init__(self, message: str, *, status: int) -> None:
         super().__init__(message)
         self.status = status
+
+
+class HandshakeError(RealtimePubSubError):
+    """The WebSocket handshake failed for a reason other than a refusal (an HTTP status
+    other than 101/401/403/404, or a malformed response). Retried under the policy."""
 
 
 class Forbidden(RealtimePubSubError):

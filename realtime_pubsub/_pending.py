@@ -77,9 +77,6 @@ class PendingTable:
     def __len__(self) -> int:
         return len(self._slots)
 
-    def __contains__(self, message_id: str) -> bool:
-        return message_id in self._slots
-
     def register(self, message_id: str) -> Receipt:
         """A receipt whose slot is registered under ``message_id``; raises
         :class:`ValueError` if that id is already waiting."""

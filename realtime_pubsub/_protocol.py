@@ -29,7 +29,9 @@ __all__ = [
     "DEFAULT_MESSAGE_TYPE",
     "INBOUND_TOPIC",
     "PRIVATE_PREFIX",
+    "READ_PERMISSION_PREFIX",
     "SECURE_PREFIX",
+    "WRITE_PERMISSION_PREFIX",
     "ClientFrame",
     "GatewayEvent",
     "PublishFrame",
@@ -68,6 +70,9 @@ CLOSE_FORBIDDEN_PUBLISH: Final = "Publishing to topic is forbidden!"
 PRIVATE_PREFIX: Final = "priv/"
 #: Topics under ``secure/`` need a read permission to subscribe to (PROTOCOL.md §5).
 SECURE_PREFIX: Final = "secure/"
+#: Permission strings (PROTOCOL.md §1): a prefix, then a topic pattern.
+READ_PERMISSION_PREFIX: Final = "realtime:subscriber:read:topic:"
+WRITE_PERMISSION_PREFIX: Final = "realtime:publisher:write:topic:"
 _WELCOME_TOPIC: Final = "main"
 _UNSUPPORTED_DATA: Final = 1003
 

@@ -20,7 +20,7 @@ from websockets.http11 import Response
 from websockets.protocol import State
 from websockets.uri import parse_uri
 
-from ._errors import AuthenticationError, ConnectionClosed, RealtimePubSubError
+from ._errors import AuthenticationError, ConnectionClosed, HandshakeError, RealtimePubSubError
 from ._wsio import CLIENT_READ_SIZE, DataMessage, WebSocketIO
 
 __all__ = [
@@ -73,11 +73,6 @@ def validate_url(url: object) -> str:
 class ClosedBeforeSending(ConnectionClosed):
     """What :meth:`TransportConnection.send` raises when the connection was already closed:
     nothing was written, so the client may send the frame again on the next connection."""
-
-
-class HandshakeError(RealtimePubSubError):
-    """The WebSocket handshake failed for a reason other than a refusal (an HTTP status
-    other than 101/401/403/404, or a malformed response). Retried under the policy."""
 
 
 class TransportConnection(Protocol):

@@ -17,8 +17,6 @@ __all__ = ["Identity", "TokenRejected", "decode_token", "mint_token", "permits"]
 #: Signs minted tokens when the gateway runs without a secret (it then verifies nothing).
 DEVELOPMENT_SECRET: Final = "realtime-pubsub-development-secret"
 _ALGORITHM: Final = "HS256"
-READ_PREFIX: Final = "realtime:subscriber:read:topic:"
-WRITE_PREFIX: Final = "realtime:publisher:write:topic:"
 
 
 class TokenRejected(Exception):

@@ -33,7 +33,9 @@ from .._protocol import (
     CLOSE_FORBIDDEN_SUBSCRIBE,
     INBOUND_TOPIC,
     PRIVATE_PREFIX,
+    READ_PERMISSION_PREFIX,
     SECURE_PREFIX,
+    WRITE_PERMISSION_PREFIX,
     PublishFrame,
     SendFrame,
     SubscribeFrame,
@@ -48,8 +50,6 @@ from .._protocol import (
 )
 from .._wsio import WebSocketIO, server_frame
 from ._auth import (
-    READ_PREFIX,
-    WRITE_PREFIX,
     Identity,
     TokenRejected,
     decode_token,
@@ -506,7 +506,7 @@ class Gateway:
 
     def _subscribe(self, conn: _Connection, topic: str) -> None:
         if topic.startswith(SECURE_PREFIX) and not permits(
-            conn.identity.permissions, READ_PREFIX, topic
+            conn.identity.permissions, READ_PERMISSION_PREFIX, topic
         ):
             logger.info("closing %s: no read permission for %r", conn.id, topic)
             conn.close(1008, CLOSE_FORBIDDEN_SUBSCRIBE)
@@ -530,7 +530,7 @@ class Gateway:
         if allowed is None:
             # [E] priv/ topics (replies) need no write permission.
             allowed = topic.startswith(PRIVATE_PREFIX) or permits(
-                conn.identity.permissions, WRITE_PREFIX, topic
+                conn.identity.permissions, WRITE_PERMISSION_PREFIX, topic
             )
             if len(conn.may_write) < 1024:
                 conn.may_write[topic] = allowed
