@@ -72,20 +72,20 @@ class Worker:
 @contextmanager
 def source_server() -> Iterator[str]:
     """The message source, on a free port; yields its ``ws://host:port`` base."""
-    process = subprocess.Popen(
+    with subprocess.Popen(
         [sys.executable, "-m", "benchmarks.server", "--port", "0"],
         stdout=subprocess.PIPE,
         text=True,
         cwd=ROOT,
         env={**os.environ, "PYTHONPATH": str(ROOT)},
-    )
-    try:
-        assert process.stdout is not None
-        line = process.stdout.readline()
-        yield f"ws://127.0.0.1:{int(line.split()[1])}"
-    finally:
-        process.terminate()
-        process.wait(timeout=10)
+    ) as process:  # closes the pipe, too
+        try:
+            assert process.stdout is not None
+            line = process.stdout.readline()
+            yield f"ws://127.0.0.1:{int(line.split()[1])}"
+        finally:
+            process.terminate()
+            process.wait(timeout=10)
 
 
 def machine() -> dict[str, str]:

@@ -14,7 +14,15 @@ import pytest
 import sniffio
 from websockets.exceptions import ConnectionClosed
 
-ALL = ("realtime:publisher:write:topic:*", "realtime:subscriber:read:topic:*")
+from realtime_pubsub.gateway import Gateway
+from realtime_pubsub.testing import ALL_PERMISSIONS
+
+
+def url_for(gateway: Gateway, **token: Any) -> str:
+    """A URL for ``gateway`` with a freshly minted token (``subject``, ``permissions``,
+    ``ttl``); the permissions default to publishing anywhere and reading every secure topic."""
+    token.setdefault("permissions", ALL_PERMISSIONS)
+    return gateway.url(gateway.mint_token(**token))
 
 
 class RawClient:

@@ -11,23 +11,15 @@ from pathlib import Path
 
 import pytest
 
+from benchmarks.run import source_server
+
 ROOT = Path(__file__).parent.parent
 
 
 @pytest.fixture(scope="module")
 def source() -> Iterator[str]:
-    process = subprocess.Popen(
-        [sys.executable, "-m", "benchmarks.server", "--port", "0"],
-        stdout=subprocess.PIPE,
-        text=True,
-        cwd=ROOT,
-    )
-    assert process.stdout is not None
-    port = int(process.stdout.readline().split()[1])
-    yield f"ws://127.0.0.1:{port}"
-    process.terminate()
-    process.wait(timeout=10)
-    process.stdout.close()
+    with source_server() as base:
+        yield base
 
 
 @pytest.mark.parametrize("row", ["ours-trio", "ours-asyncio", "floor-trio", "floor-asyncio"])

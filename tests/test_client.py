@@ -32,14 +32,11 @@ from realtime_pubsub import (
 from realtime_pubsub.gateway import Gateway
 from realtime_pubsub.testing import ALL_PERMISSIONS
 
+from .raw import url_for
+
 pytestmark = pytest.mark.anyio
 
 FAST = ReconnectPolicy(initial_delay=0.01, max_delay=0.05)
-
-
-def url_for(gateway: Gateway, **kwargs: Any) -> str:
-    kwargs.setdefault("permissions", ALL_PERMISSIONS)
-    return gateway.url(gateway.mint_token(**kwargs))
 
 
 @asynccontextmanager

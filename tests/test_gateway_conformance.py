@@ -5,23 +5,19 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
 
 import anyio
 import pytest
 from websockets.exceptions import InvalidStatus
 
 from realtime_pubsub.gateway import Gateway, serve
+from realtime_pubsub.testing import ALL_PERMISSIONS
 
-from .raw import ALL, RawClient, connect
+from .raw import RawClient, connect, url_for
 
 pytestmark = pytest.mark.anyio
 
 VECTORS = json.loads((Path(__file__).parent / "data" / "official-client-frames.json").read_text())
-
-
-def url_for(gateway: Gateway, *, subject: str = "user", permissions: Any = ALL) -> str:
-    return gateway.url(gateway.mint_token(subject=subject, permissions=permissions))
 
 
 async def settle(gateway: Gateway, connection_id: str, topic: str) -> None:
@@ -131,7 +127,7 @@ async def test_with_an_app_id_other_apps_are_404() -> None:
 
 async def test_apps_never_see_each_others_topics(realtime_pubsub_gateway: Gateway) -> None:
     gw = realtime_pubsub_gateway
-    token = gw.mint_token(permissions=ALL)
+    token = gw.mint_token(permissions=ALL_PERMISSIONS)
     async with (
         connect(gw.url(token, app_id="one")) as one,
         connect(gw.url(token, app_id="two")) as two,
@@ -162,7 +158,7 @@ async def test_publish_fans_out_with_client_and_id(realtime_pubsub_gateway: Gate
     assert frame["data"]["client"] == {
         "connectionId": alice.id,
         "subject": "alice",
-        "permissions": list(ALL),
+        "permissions": list(ALL_PERMISSIONS),
     }
 
 

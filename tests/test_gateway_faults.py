@@ -6,9 +6,10 @@ import anyio
 import pytest
 
 from realtime_pubsub.gateway import Gateway
+from realtime_pubsub.testing import ALL_PERMISSIONS
 
-from .raw import ALL, connect
-from .test_gateway_conformance import subscribed, url_for
+from .raw import connect, url_for
+from .test_gateway_conformance import subscribed
 
 pytestmark = pytest.mark.anyio
 
@@ -23,7 +24,7 @@ async def test_connections_lists_subject_permissions_and_subscriptions(
         [snapshot] = gw.connections()
     assert snapshot.id == alice.id
     assert snapshot.subject == "alice"
-    assert snapshot.permissions == ALL
+    assert snapshot.permissions == ALL_PERMISSIONS
     assert snapshot.subscriptions == {"chat", "secure/inbound"}
     assert snapshot.app_id == "default"
     assert not snapshot.paused

@@ -14,7 +14,8 @@ import realtime_pubsub
 from realtime_pubsub import ConnectionState, ReconnectPolicy
 from realtime_pubsub.gateway import Gateway
 
-from .test_client import FAST, client_for, next_message, url_for
+from .raw import url_for
+from .test_client import FAST, client_for, next_message
 
 pytestmark = pytest.mark.anyio
 
