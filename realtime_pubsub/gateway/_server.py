@@ -12,7 +12,7 @@ import logging
 import secrets
 import ssl
 import urllib.parse
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from typing import Any, Final
 
@@ -259,20 +259,23 @@ class Gateway:
 
     async def wait_for_connections(self, count: int, *, app_id: str | None = None) -> None:
         """Wait until at least ``count`` connections are open (in ``app_id``, if given)."""
-        while True:
-            apps = [self._apps.get(app_id)] if app_id else list(self._apps.values())
-            if sum(len(app.connections) for app in apps if app) >= count:
-                return
-            await self._changed.wait()
+        await self._wait_until(lambda app: len(app.connections), count, app_id)
 
     async def wait_for_subscribers(
         self, topic: str, count: int = 1, *, app_id: str | None = None
     ) -> None:
         """Wait until ``topic`` has at least ``count`` subscribers (in ``app_id``, if given):
         the way for a test to know a subscription was processed before it publishes."""
+        await self._wait_until(lambda app: len(app.topics.get(topic, ())), count, app_id)
+
+    async def _wait_until(
+        self, measure: Callable[[_App], int], count: int, app_id: str | None
+    ) -> None:
+        """Wait until ``measure`` summed over the apps (or ``app_id`` alone) reaches
+        ``count``; re-checked whenever connections or subscriptions change."""
         while True:
             apps = [self._apps.get(app_id)] if app_id else list(self._apps.values())
-            if sum(len(app.topics.get(topic, ())) for app in apps if app) >= count:
+            if sum(measure(app) for app in apps if app) >= count:
                 return
             await self._changed.wait()
 
