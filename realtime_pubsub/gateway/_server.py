@@ -134,7 +134,7 @@ class _Connection:
         if self.ws.protocol.state is not State.OPEN:
             return
         self.ws.send_message(frame, binary=binary, deflate=binary)
-        self.ws.flush_soon(len(frame))
+        self.ws.flush_soon()
 
     def deliver_plain(self, frame: bytes) -> None:
         """Queue an uncompressed frame already serialized by :func:`server_frame` (fan-out
@@ -142,7 +142,7 @@ class _Connection:
         if self.ws.protocol.state is not State.OPEN:
             return
         self.ws.send_server_frame(frame)
-        self.ws.flush_soon(len(frame))
+        self.ws.flush_soon()
 
     def close(self, code: int, reason: str) -> None:
         """Start the closing handshake; the reader finishes it (or gives up after a delay)."""
