@@ -1,11 +1,16 @@
 """realtime_pubsub: a structured-concurrency client for Realtime Pub/Sub, on trio and asyncio
-through anyio, and a local gateway for development and tests."""
+through anyio, and a local gateway for development and tests.
 
-from . import gateway as gateway
+The local gateway (:mod:`realtime_pubsub.gateway`) is imported on first use, so that a
+client does not pay for it (nor for PyJWT).
+"""
+
+from typing import TYPE_CHECKING, Any
+
 from ._backoff import ReconnectPolicy as ReconnectPolicy
 from ._client import Client as Client
-from ._client import CloseInfo as CloseInfo
 from ._client import ConnectionState as ConnectionState
+from ._client import Listener as Listener
 from ._client import UrlProvider as UrlProvider
 from ._client import connect as connect
 from ._errors import AckTimeout as AckTimeout
@@ -25,13 +30,14 @@ from ._errors import SlowConsumer as SlowConsumer
 from ._errors import WaitTimeout as WaitTimeout
 from ._messages import Ack as Ack
 from ._messages import ClientInfo as ClientInfo
+from ._messages import CloseInfo as CloseInfo
 from ._messages import ConnectionInfo as ConnectionInfo
 from ._messages import IncomingMessage as IncomingMessage
 from ._messages import PresenceMessage as PresenceMessage
 from ._messages import ResponseMessage as ResponseMessage
 from ._pending import Receipt as Receipt
-from ._router import MessageStream as MessageStream
-from ._router import Overflow as Overflow
+from ._streams import MessageStream as MessageStream
+from ._streams import Overflow as Overflow
 from ._transport import Transport as Transport
 from ._transport import TransportConnection as TransportConnection
 from ._transport import WebSocketsTransport as WebSocketsTransport
@@ -42,6 +48,7 @@ __all__ = [
     "Client",
     "CloseInfo",
     "ConnectionState",
+    "Listener",
     "MessageStream",
     "Overflow",
     "Receipt",
@@ -79,3 +86,15 @@ __all__ = [
     "gateway",
     "__version__",
 ]
+
+if TYPE_CHECKING:
+    from . import gateway as gateway
+
+
+def __getattr__(name: str) -> Any:
+    # The submodules users reach as attributes, imported when first asked for.
+    if name == "gateway":
+        import importlib
+
+        return importlib.import_module(f"{__name__}.{name}")
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -1,13 +1,25 @@
-"""The reconnect policy: full-jitter exponential backoff with a cap and an optional limit on
-consecutive failed attempts."""
+"""The reconnect policy: which failures are tried again (one table, :data:`REFUSALS`), and
+when: full-jitter exponential backoff with a cap and an optional limit on consecutive
+failed attempts."""
 
 from __future__ import annotations
 
 import random
+from typing import Final
 
 import attrs
 
-__all__ = ["ReconnectPolicy"]
+from ._errors import AuthenticationError, CertificateError, Forbidden, RealtimePubSubError
+
+__all__ = ["REFUSALS", "ReconnectPolicy"]
+
+#: The failures that end the ``async with`` block at once, unless ``retry_refused=True``:
+#: the same credentials, certificate or request would be refused again. Every other
+#: failure of this library's (network errors, timeouts, failed handshakes, connections
+#: lost or closed with any other code, a URL provider that failed) is tried again;
+#: anything else is a bug and ends the block as itself. docs/reference/guarantees.rst
+#: shows this table to users (a test keeps the two in step).
+REFUSALS: Final = (AuthenticationError, CertificateError, Forbidden)
 
 
 def _non_negative(instance: object, attribute: attrs.Attribute[float], value: float) -> None:
@@ -33,9 +45,10 @@ class ReconnectPolicy:
 
     ``max_attempts`` bounds consecutive failed attempts (``None``: retry forever); when it
     is exhausted, the ``async with connect(...)`` block ends with the last error.
-    ``retry_refused=True`` also retries refused handshakes (HTTP 401/403/404) and 1008
-    closes, which by default end the block at once: with the same credentials the gateway
-    would refuse again. Use it when your URL provider fetches a fresh token each time.
+    ``retry_refused=True`` also retries the refusals (:data:`REFUSALS`: refused handshakes,
+    HTTP 401/403/404; certificates that are not valid; 1008 closes), which by default end
+    the block at once: the gateway would refuse the same credentials again. Use it when
+    your URL provider fetches a fresh token each time.
     ``enabled=False`` turns reconnection off altogether: the first loss ends the block
     with :class:`~realtime_pubsub.ConnectionClosed`.
     """
@@ -51,8 +64,11 @@ class ReconnectPolicy:
         ceiling = min(self.max_delay, self.initial_delay * 2 ** min(attempt, 62))
         return random.uniform(0.0, ceiling)
 
-    def gives_up_after(self, failures: int) -> bool:
-        """Whether ``failures`` consecutive failed attempts exhaust the policy."""
-        if not self.enabled:
-            return True
-        return self.max_attempts is not None and failures >= self.max_attempts
+    def retries(self, error: BaseException, failures: int) -> bool:
+        """Whether to try again after ``error``, when ``failures`` attempts in a row have
+        failed (0 after a connection that was open is lost)."""
+        if not self.enabled or not isinstance(error, RealtimePubSubError):
+            return False
+        if isinstance(error, REFUSALS) and not self.retry_refused:
+            return False
+        return self.max_attempts is None or failures < self.max_attempts

@@ -23,7 +23,7 @@ from ._backoff import ReconnectPolicy
 from ._client import connect
 from ._errors import RealtimePubSubError
 from ._messages import IncomingMessage
-from ._transport import mask_url
+from ._urls import mask_url
 from ._version import __version__
 from .gateway._auth import mint_token
 

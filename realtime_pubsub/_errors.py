@@ -90,15 +90,17 @@ class Forbidden(RealtimePubSubError):
 
 
 class ConnectError(RealtimePubSubError, ConnectionError):
-    """A connection attempt failed in the network (refused, unreachable, TLS), or the URL
-    provider failed; the original error is the ``__cause__``. Retried under the policy;
-    you get it from the ``async with`` block only when the policy gives up."""
+    """A connection attempt failed in the network (refused, unreachable, TLS), the
+    connection closed before its session started, or the URL provider failed; the
+    original error is the ``__cause__``. Retried under the policy; you get it from the
+    ``async with`` block only when the policy gives up (but see :class:`CertificateError`,
+    a subclass that is not retried)."""
 
 
 class CertificateError(ConnectError):
-    """The server's TLS certificate is not trusted, or is not valid for the host. Not
-    retried by default (it would fail the same way): pass an ``ssl_context`` that trusts
-    the certificate, or fix the host name."""
+    """The server's TLS certificate is not valid: not trusted, expired, or another host's.
+    Unlike other connect errors it is not retried by default (it would fail the same way):
+    pass an ``ssl_context`` that trusts the certificate, or fix the host name."""
 
 
 class WaitTimeout(RealtimePubSubError, TimeoutError):

@@ -15,6 +15,7 @@ import attrs
 __all__ = [
     "Ack",
     "ClientInfo",
+    "CloseInfo",
     "ConnectionInfo",
     "IncomingMessage",
     "PresenceMessage",
@@ -64,6 +65,18 @@ class ConnectionInfo:
     app_id: str | None = None
     remote_address: str | None = None
     raw: Mapping[str, Any] = attrs.field(factory=dict, repr=False, eq=False)
+
+
+@attrs.frozen
+class CloseInfo:
+    """How a connection ended: the close code and reason the gateway sent (1006 when the
+    connection was lost without a closing handshake). What the ``close`` event carries."""
+
+    code: int
+    reason: str = ""
+
+    def __str__(self) -> str:
+        return f"{self.code}: {self.reason}" if self.reason else str(self.code)
 
 
 @attrs.frozen

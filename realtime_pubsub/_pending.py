@@ -86,8 +86,9 @@ class PendingTable:
         self._slots[message_id] = slot
         return Receipt(slot, self)
 
-    def discard(self, slot: _Slot) -> None:
-        """Forget ``slot`` (if it is still the one registered under its id)."""
+    def discard(self, receipt: Receipt) -> None:
+        """Forget ``receipt``'s slot (if it is still the one registered under its id)."""
+        slot = receipt._slot
         if self._slots.get(slot.id) is slot:
             del self._slots[slot.id]
 
@@ -179,5 +180,5 @@ class Receipt:
                 return await shot.wait()
             raise timeout_error(f"no {what} for message {self.id!r} within {timeout} s")
         except BaseException:
-            self._table.discard(self._slot)
+            self._table.discard(self)
             raise

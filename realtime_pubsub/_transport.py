@@ -1,73 +1,66 @@
-"""The WebSocket transport: the interface the client drives, and the default
-implementation, websockets' sans-IO ``ClientProtocol`` over anyio streams (TCP, and TLS
-verified by default), offering permessage-deflate and enforcing ``max_message_size``."""
+"""WebSocket transports: the interface the client drives, the one place where what the
+network, TLS and the WebSocket handshake raise becomes this library's errors, and the
+default transport, websockets' sans-IO ``ClientProtocol`` over anyio streams (TCP, and TLS
+verified by default), offering permessage-deflate and enforcing ``max_message_size``.
+
+A transport's :meth:`~Transport.open` is an async context manager: it opens the
+connection, starts whatever tasks the connection needs (the writer), and on the way out
+closes the connection and ends them all. Nothing of a connection outlives its block.
+"""
 
 from __future__ import annotations
 
 import logging
 import os
-import re
 import ssl
-import urllib.parse
-from typing import Any, Protocol
+import sys
+from collections.abc import AsyncIterator, Iterator
+from contextlib import AbstractAsyncContextManager, asynccontextmanager, contextmanager
+from typing import Any, Final, Protocol
 
 import anyio
 import anyio.abc
 from websockets.client import ClientProtocol
-from websockets.exceptions import InvalidHandshake, InvalidStatus, InvalidURI
+from websockets.exceptions import InvalidHandshake, InvalidStatus
 from websockets.extensions.permessage_deflate import ClientPerMessageDeflateFactory
 from websockets.http11 import Response
 from websockets.protocol import State
 from websockets.uri import parse_uri
 
-from ._errors import AuthenticationError, ConnectionClosed, HandshakeError, RealtimePubSubError
+from ._errors import (
+    AuthenticationError,
+    CertificateError,
+    ConnectError,
+    ConnectionClosed,
+    ConnectTimeout,
+    HandshakeError,
+    RealtimePubSubError,
+)
+from ._tasks import is_cancellation, task_group
+from ._urls import mask_url, redact, secrets_of, validate_url
 from ._wsio import CLIENT_READ_SIZE, DataMessage, WebSocketIO
+
+if sys.version_info < (3, 11):  # pragma: no cover
+    from exceptiongroup import BaseExceptionGroup  # type: ignore[import-not-found,unused-ignore]
 
 __all__ = [
     "ClosedBeforeSending",
-    "closed_error",
-    "HandshakeError",
-    "refused",
+    "DataMessage",
     "Transport",
     "TransportConnection",
     "WebSocketsTransport",
-    "mask_url",
-    "validate_url",
+    "closed_error",
+    "refusal",
+    "translate_errors",
 ]
 
-_CLOSE_TIMEOUT = 2.0
-_REFUSED = (401, 403, 404)
-_SECRET_QUERY = re.compile(
-    r"((?:^|[?&;])[^=&;#]*(?:token|secret|key|password)[^=&;#]*=)[^&;#]*", re.I
-)
-
-
-def mask_url(url: str) -> str:
-    """``url`` with the access token (and any other secret-looking query value or
-    password) replaced by ``***``: safe for logs, reprs and exception messages."""
-    try:
-        parts = urllib.parse.urlsplit(url)
-    except ValueError:
-        return "<unparseable URL>"
-    netloc = parts.netloc
-    if "@" in netloc:
-        netloc = "***@" + netloc.rpartition("@")[2]
-    query = _SECRET_QUERY.sub(r"\1***", parts.query)
-    return urllib.parse.urlunsplit((parts.scheme, netloc, parts.path, query, ""))
-
-
-def validate_url(url: object) -> str:
-    """Return ``url`` if it is a ``ws://`` or ``wss://`` URL, else raise :class:`ValueError`
-    (whose message never contains the token)."""
-    if not isinstance(url, str):
-        raise ValueError(f"the URL provider returned {type(url).__name__}, not a str")
-    try:
-        parts = urllib.parse.urlsplit(url)
-    except ValueError:
-        raise ValueError("the URL provider returned an unparseable URL") from None
-    if parts.scheme not in ("ws", "wss") or not parts.hostname:
-        raise ValueError(f"not a ws:// or wss:// URL: {mask_url(url)!r}")
-    return url
+#: How long a closing handshake may take before the connection is simply dropped.
+CLOSE_TIMEOUT: Final = 2.0
+_REFUSED: Final = (401, 403, 404)
+#: Bytes a connection may have queued for its writer before ``send`` waits for them to be
+#: written: enough to coalesce bursts, small enough to push back on a stalled socket.
+_HIGH_WATER: Final = 256 * 1024
+_STREAM_GONE: Final = (anyio.BrokenResourceError, anyio.ClosedResourceError, OSError)
 
 
 class ClosedBeforeSending(ConnectionClosed):
@@ -76,7 +69,8 @@ class ClosedBeforeSending(ConnectionClosed):
 
 
 class TransportConnection(Protocol):
-    """One open WebSocket connection, as the client drives it."""
+    """One open WebSocket connection, as the client drives it. Any task may call any
+    method at any time."""
 
     @property
     def close_code(self) -> int | None:
@@ -92,45 +86,48 @@ class TransportConnection(Protocol):
         broke during the write (the message may or may not have gone out)."""
 
     async def drain(self) -> None:
-        """Wait until everything sent so far has been written to the network;
-        :class:`~realtime_pubsub.ConnectionClosed` if the connection broke first."""
+        """Wait until everything sent so far has been written to the network, by whoever
+        wrote it; :class:`~realtime_pubsub.ConnectionClosed` at once if the connection
+        ends first."""
 
     async def receive(self) -> list[DataMessage]:
         """The next data messages (at least one); :class:`ConnectionClosed` once closed."""
 
     async def ping(self) -> anyio.Event:
-        """Send a ping; the event is set when its pong arrives."""
-
-    async def aclose(self, code: int = 1000, reason: str = "") -> None:
-        """Close with a closing handshake (bounded in time), then drop the connection.
-        Must not run while :meth:`receive` is running in another task."""
+        """Send a ping; the event is set when its pong arrives. Raises
+        :class:`~realtime_pubsub.ConnectionClosed` once closed."""
 
     async def abort(self) -> None:
-        """Drop the connection at once, without a closing handshake."""
+        """Drop the connection at once, without a closing handshake: a ``receive`` or a
+        write in progress elsewhere ends."""
 
 
 class Transport(Protocol):
     """Opens connections; pass one to :func:`realtime_pubsub.connect` as ``transport=``."""
 
-    async def connect(
+    def open(
         self,
         url: str,
         *,
         ssl_context: ssl.SSLContext | None,
         max_message_size: int,
-        task_group: anyio.abc.TaskGroup,
-    ) -> TransportConnection:
-        """Open a connection to ``url`` (TCP, TLS for ``wss://``, the WebSocket
-        handshake). Raises :class:`~realtime_pubsub.AuthenticationError` when the handshake
-        is refused with 401, 403 or 404, :class:`OSError` when the network fails, and
-        :class:`HandshakeError` for anything else. ``task_group`` is the client's, for a
-        transport that needs background tasks of its own; they must end when the
-        connection is closed or aborted."""
+        open_timeout: float,
+        name: str,
+    ) -> AbstractAsyncContextManager[TransportConnection]:
+        """Open a connection to ``url`` (TCP, TLS for ``wss://``, the WebSocket handshake,
+        within ``open_timeout`` seconds) for the duration of the ``async with`` block.
 
+        The block ends the connection: with a closing handshake (code 1000) when it ends
+        normally or is cancelled while the connection is open, by dropping it when the
+        block raises anything else. Tasks the transport needs run inside the block, named
+        after ``name`` (the client's), and end with it.
 
-#: Bytes a connection may have queued for its writer before ``send`` waits for them to be
-#: written: enough to coalesce bursts, small enough to push back on a stalled socket.
-_HIGH_WATER = 256 * 1024
+        Raises what :func:`translate_errors` gives: :class:`~realtime_pubsub.ConnectError`
+        (network, TLS), :class:`~realtime_pubsub.CertificateError`,
+        :class:`~realtime_pubsub.ConnectTimeout`,
+        :class:`~realtime_pubsub.AuthenticationError` (handshake refused with 401, 403 or
+        404) and :class:`~realtime_pubsub.HandshakeError` (anything else).
+        """
 
 
 def closed_error(
@@ -144,21 +141,96 @@ def closed_error(
     )
 
 
+def refusal(status: int, body: bytes | bytearray | str | None, url: str) -> RealtimePubSubError:
+    """The error for a handshake answered with HTTP ``status`` instead of 101. The body is
+    quoted (shortened) with every secret of ``url``, and anything shaped like a token,
+    taken out: servers do echo tokens."""
+    text = body.decode(errors="replace") if isinstance(body, (bytes, bytearray)) else body
+    text = redact(" ".join((text or "").split())[:200], secrets_of(url))
+    if status in _REFUSED:
+        return AuthenticationError(
+            f"the gateway refused the connection: HTTP {status}{': ' + text if text else ''}",
+            status=status,
+        )
+    return HandshakeError(f"the WebSocket handshake failed: HTTP {status}")
+
+
+def _find(
+    error: BaseException, kind: type[BaseException] | tuple[type[BaseException], ...]
+) -> Any:
+    """``error`` itself, or the first exception of type ``kind`` among its causes and
+    contexts and inside exception groups; None if there is none."""
+    seen: set[int] = set()
+    stack = [error]
+    while stack:
+        current = stack.pop()
+        if id(current) in seen:
+            continue
+        seen.add(id(current))
+        if isinstance(current, kind):
+            return current
+        if isinstance(current, BaseExceptionGroup):
+            stack.extend(reversed(current.exceptions))
+        for linked in (current.__context__, current.__cause__):
+            if linked is not None:
+                stack.append(linked)
+    return None
+
+
+def _translate(error: BaseException, url: str) -> RealtimePubSubError | None:
+    """This library's error for what opening a connection raised; None to let it pass."""
+    if is_cancellation(error) or isinstance(error, (KeyboardInterrupt, SystemExit)):
+        return None
+    masked = mask_url(url)
+    certificate = _find(error, ssl.SSLCertVerificationError)
+    if certificate is not None:
+        return CertificateError(
+            f"the TLS certificate of {masked} is not valid: {certificate.verify_message}"
+        )
+    ours = _find(error, RealtimePubSubError)
+    if ours is not None:
+        return None if ours is error else ours
+    if _find(error, TimeoutError) is not None:
+        return ConnectTimeout(f"no connection to {masked} within the connect timeout")
+    status = _find(error, InvalidStatus)
+    if status is not None:
+        return refusal(status.response.status_code, status.response.body, url)
+    handshake = _find(error, InvalidHandshake)
+    if handshake is not None:
+        return HandshakeError(f"the WebSocket handshake with {masked} failed: {handshake}")
+    network = _find(error, (OSError, anyio.BrokenResourceError, anyio.EndOfStream))
+    if network is not None:
+        detail = f"{type(network).__name__}: {network}" if str(network) else type(network).__name__
+        return ConnectError(f"cannot connect to {masked}: {detail}")
+    return None
+
+
+@contextmanager
+def translate_errors(url: str) -> Iterator[None]:
+    """The one place where what opening a connection to ``url`` raises becomes this
+    library's errors (see :meth:`Transport.open`); anything else passes through as it
+    is. Messages show the URL masked and never quote a secret."""
+    try:
+        yield
+    except BaseException as error:
+        ours = _translate(error, url)
+        if ours is None:
+            raise
+        raise ours from error
+
+
 class _SansIOConnection:
-    __slots__ = ("_backlog", "_pings", "_writer", "_ws")
+    __slots__ = ("_backlog", "_pings", "_receiving", "_ws")
 
     def __init__(self, ws: WebSocketIO, backlog: list[DataMessage]) -> None:
         self._ws = ws
+        # Data messages that arrived with the handshake's response: receive() hands them
+        # out first.
         self._backlog = backlog
         self._pings: dict[bytes, anyio.Event] = {}
-        self._writer = anyio.CancelScope()
+        # One reader at a time, the closing handshake included.
+        self._receiving = anyio.Lock()
         ws.on_pong = self._on_pong
-
-    async def run_writer(self) -> None:
-        """The connection's writer task (see WebSocketIO.run_writer); ends with the
-        connection."""
-        with self._writer:
-            await self._ws.run_writer()
 
     @property
     def close_code(self) -> int | None:
@@ -168,7 +240,7 @@ class _SansIOConnection:
         close = protocol.close_rcvd or protocol.close_sent
         if close is not None:
             return close.code
-        if protocol.state is State.CLOSED:
+        if protocol.state is State.CLOSED or self._ws.broken:
             return 1006
         return None
 
@@ -178,89 +250,88 @@ class _SansIOConnection:
         close = protocol.close_rcvd or protocol.close_sent
         return close.reason if close is not None else ""
 
-    def _closed(self, error: type[ConnectionClosed] = ConnectionClosed) -> ConnectionClosed:
-        return closed_error(self, error)
-
     def _on_pong(self, data: bytes | bytearray | memoryview) -> None:
         event = self._pings.pop(bytes(data), None)
         if event is not None:
             event.set()
 
     async def send(self, data: bytes, *, binary: bool = False) -> None:
-        protocol = self._ws.protocol
-        if protocol.state is not State.OPEN or protocol.close_rcvd is not None:
-            raise self._closed(ClosedBeforeSending)
         ws = self._ws
-        if ws.broken:
-            raise self._closed(ClosedBeforeSending)
+        protocol = ws.protocol
+        if protocol.state is not State.OPEN or protocol.close_rcvd is not None or ws.broken:
+            raise closed_error(self, ClosedBeforeSending)
         # Outgoing frames are never deflated: "compress" in our frames asks the gateway to
         # deliver compressed, and small JSON frames only cost zlib time to squeeze.
         ws.send_message(data, binary=binary)
-        if ws.writer_idle:
-            # Nothing else in flight: write it now rather than wake the writer (a round trip
-            # through the scheduler on the latency path).
-            try:
+        try:
+            if ws.writer_idle:
+                # Nothing else in flight: write it now rather than wake the writer (a round
+                # trip through the scheduler on the latency path).
                 await ws.flush()
-            except (anyio.BrokenResourceError, anyio.ClosedResourceError, OSError) as exc:
-                raise self._closed() from exc
-            return
-        ws.flush_soon()
-        if ws.buffered > _HIGH_WATER:
-            try:
-                await ws.drain()
-            except anyio.BrokenResourceError as exc:
-                raise self._closed() from exc
+            else:
+                ws.flush_soon()
+                if ws.buffered > _HIGH_WATER:
+                    await ws.drain()
+        except anyio.BrokenResourceError as exc:
+            raise closed_error(self) from exc
 
     async def drain(self) -> None:
         try:
             await self._ws.drain()
         except anyio.BrokenResourceError as exc:
-            raise self._closed() from exc
+            raise closed_error(self) from exc
 
     async def receive(self) -> list[DataMessage]:
         if self._backlog:
             messages, self._backlog = self._backlog, []
             return messages
-        protocol = self._ws.protocol
-        while True:
-            if protocol.close_rcvd is not None or protocol.state is State.CLOSED:
-                raise self._closed()
-            try:
+        # The lock is free but for the closing handshake: take it without a scheduling
+        # round.
+        try:
+            self._receiving.acquire_nowait()
+        except anyio.WouldBlock:
+            await self._receiving.acquire()
+        try:
+            protocol = self._ws.protocol
+            while True:
+                if protocol.close_rcvd is not None or protocol.state is State.CLOSED:
+                    raise closed_error(self)
                 messages = await self._ws.receive_messages()
-            except (anyio.BrokenResourceError, anyio.ClosedResourceError, OSError):
-                protocol.receive_eof()
-                continue
-            if messages:
-                return messages
+                if messages:
+                    return messages
+        finally:
+            self._receiving.release()
 
     async def ping(self) -> anyio.Event:
+        protocol = self._ws.protocol
+        if protocol.state is not State.OPEN or self._ws.broken:
+            raise closed_error(self)
         payload = os.urandom(4)
         event = anyio.Event()
         self._pings[payload] = event
-        protocol = self._ws.protocol
-        if protocol.state is not State.OPEN:
-            raise self._closed()
         protocol.send_ping(payload)
         self._ws.flush_soon()
         return event
 
-    async def aclose(self, code: int = 1000, reason: str = "") -> None:
-        self._writer.cancel()
-        protocol = self._ws.protocol
+    async def close(self, code: int = 1000, reason: str = "") -> None:
+        """The closing handshake, bounded by :data:`CLOSE_TIMEOUT`; then the connection is
+        dropped whatever happened."""
+        ws = self._ws
+        protocol = ws.protocol
         try:
-            with anyio.move_on_after(_CLOSE_TIMEOUT, shield=True):
-                if protocol.state is State.OPEN:
+            with anyio.move_on_after(CLOSE_TIMEOUT, shield=True):
+                if protocol.state is State.OPEN and not ws.broken:
                     protocol.send_close(code, reason)
-                    await self._ws.flush()
-                while protocol.state is not State.CLOSED:
-                    await self._ws.receive_events()
-        except (anyio.BrokenResourceError, anyio.ClosedResourceError, OSError):
+                    await ws.flush()
+                async with self._receiving:
+                    while protocol.state is not State.CLOSED and not ws.broken:
+                        await ws.receive_events()
+        except _STREAM_GONE:
             pass
         finally:
-            await self._ws.aclose()
+            await ws.aclose()
 
     async def abort(self) -> None:
-        self._writer.cancel()
         await self._ws.aclose()
 
 
@@ -274,18 +345,39 @@ class WebSocketsTransport:
     def __repr__(self) -> str:
         return f"realtime_pubsub.WebSocketsTransport(compression={self.compression})"
 
-    async def connect(
+    @asynccontextmanager
+    async def open(
         self,
         url: str,
         *,
         ssl_context: ssl.SSLContext | None,
         max_message_size: int,
-        task_group: anyio.abc.TaskGroup,
-    ) -> TransportConnection:
+        open_timeout: float,
+        name: str,
+    ) -> AsyncIterator[TransportConnection]:
+        with translate_errors(url), anyio.fail_after(open_timeout):
+            ws, backlog = await self._handshake(url, ssl_context, max_message_size)
+        connection = _SansIOConnection(ws, backlog)
         try:
-            uri = parse_uri(validate_url(url))
-        except InvalidURI:
-            raise ValueError(f"invalid WebSocket URL: {mask_url(url)!r}") from None
+            async with task_group() as tasks:
+                tasks.start_soon(ws.run_writer, name=f"{name}.writer")
+                try:
+                    yield connection
+                except BaseException as exc:
+                    if is_cancellation(exc):
+                        await connection.close()
+                    raise
+                else:
+                    await connection.close()
+                finally:
+                    tasks.cancel_scope.cancel()
+        finally:
+            await ws.aclose()
+
+    async def _handshake(
+        self, url: str, ssl_context: ssl.SSLContext | None, max_message_size: int
+    ) -> tuple[WebSocketIO, list[DataMessage]]:
+        uri = parse_uri(validate_url(url))
         tls: dict[str, Any] = {}
         if uri.secure:
             tls = {
@@ -312,32 +404,11 @@ class WebSocketsTransport:
                     if isinstance(event, Response):
                         response = event
                 if protocol.handshake_exc is not None:
-                    raise _handshake_error(protocol.handshake_exc)
+                    raise protocol.handshake_exc
                 if response is None and protocol.state is State.CLOSED:
                     raise HandshakeError("the server closed the connection during the handshake")
                 backlog.extend(ws.data_messages(events))
-            connection = _SansIOConnection(ws, backlog)
-            task_group.start_soon(connection.run_writer, name="realtime_pubsub writer")
-            return connection
+            return ws, backlog
         except BaseException:
             await ws.aclose()
             raise
-
-
-def refused(status: int, body: bytes | bytearray | None) -> RealtimePubSubError:
-    """The error for a handshake answered with HTTP ``status`` instead of 101."""
-    text = body.decode(errors="replace").strip()[:200] if body else ""
-    if status in _REFUSED:
-        return AuthenticationError(
-            f"the gateway refused the connection: HTTP {status}{': ' + text if text else ''}",
-            status=status,
-        )
-    return HandshakeError(f"the WebSocket handshake failed: HTTP {status}")
-
-
-def _handshake_error(exc: Exception) -> RealtimePubSubError:
-    if isinstance(exc, InvalidStatus):
-        return refused(exc.response.status_code, exc.response.body)
-    if isinstance(exc, InvalidHandshake):
-        return HandshakeError(f"the WebSocket handshake failed: {exc}")
-    return HandshakeError(f"the WebSocket handshake failed: {type(exc).__name__}")

@@ -28,11 +28,12 @@ from typing import Any, Literal
 import anyio
 from anyio.from_thread import BlockingPortal, start_blocking_portal
 
-from ._client import Client, ConnectionState, Handler, UrlProvider
+from ._callbacks import Handler
+from ._client import Client, ConnectionState, UrlProvider
 from ._client import connect as async_connect
 from ._messages import Ack, ConnectionInfo, IncomingMessage, ResponseMessage
 from ._pending import Receipt as AsyncReceipt
-from ._router import MessageStream, Overflow
+from ._streams import MessageStream, Overflow
 
 __all__ = ["BlockingClient", "BlockingMessages", "BlockingReceipt", "connect"]
 

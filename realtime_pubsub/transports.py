@@ -1,49 +1,59 @@
-"""WebSocket transports for :func:`realtime_pubsub.connect` (``transport=``).
+"""WebSocket transports for :func:`realtime_pubsub.connect` (``transport=``), and what it
+takes to write one.
 
 :class:`WebSocketsTransport` is the default: websockets' sans-IO protocol over anyio
 streams, on trio and asyncio. :class:`TrioWebsocketTransport` drives trio-websocket
 instead, for trio applications that already use and configure it (install the
 ``trio-websocket`` extra); it runs on trio only and does not negotiate permessage-deflate.
 This module is the one place where the library speaks trio directly.
+
+A transport of your own implements :class:`Transport`: ``open()`` is an async context
+manager yielding a :class:`TransportConnection`, whose ``receive()`` returns
+:class:`DataMessage` values and whose ``send()`` raises :class:`ClosedBeforeSending` when
+nothing was written.
 """
 
 from __future__ import annotations
 
 import contextlib
 import ssl
-import sys
-from typing import TYPE_CHECKING, TypeVar
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import TYPE_CHECKING
 
 import anyio
-import anyio.abc
 from websockets.uri import parse_uri
 
-from ._errors import ConnectionClosed
+from ._tasks import is_cancellation, unwrapped
 from ._transport import (
+    CLOSE_TIMEOUT,
     ClosedBeforeSending,
-    HandshakeError,
+    DataMessage,
     Transport,
     TransportConnection,
     WebSocketsTransport,
     closed_error,
-    mask_url,
-    refused,
-    validate_url,
+    refusal,
+    translate_errors,
 )
-from ._wsio import DataMessage
-
-if sys.version_info < (3, 11):  # pragma: no cover
-    from exceptiongroup import BaseExceptionGroup  # type: ignore[import-not-found,unused-ignore]
+from ._urls import validate_url
 
 if TYPE_CHECKING:
     import trio
     import trio_websocket
 
-__all__ = ["Transport", "TransportConnection", "TrioWebsocketTransport", "WebSocketsTransport"]
+__all__ = [
+    "ClosedBeforeSending",
+    "DataMessage",
+    "Transport",
+    "TransportConnection",
+    "TrioWebsocketTransport",
+    "WebSocketsTransport",
+]
 
 
 class _TrioWebsocketConnection:
-    __slots__ = ("_done", "_nursery", "_stream", "_ws")
+    __slots__ = ("_nursery", "_stream", "_ws")
 
     def __init__(
         self,
@@ -51,12 +61,10 @@ class _TrioWebsocketConnection:
         stream: trio.abc.Stream,
         nursery: trio.Nursery,
     ) -> None:
-        import trio
-
         self._ws = ws
         self._stream = stream
+        # The connection's own nursery: what runs in it (pings) ends with the connection.
         self._nursery = nursery
-        self._done = trio.Event()
 
     @property
     def close_code(self) -> int | None:
@@ -68,18 +76,15 @@ class _TrioWebsocketConnection:
         closed = self._ws.closed
         return (closed.reason or "") if closed is not None else ""
 
-    def _closed(self, error: type[ConnectionClosed] = ConnectionClosed) -> ConnectionClosed:
-        return closed_error(self, error)
-
     async def send(self, data: bytes, *, binary: bool = False) -> None:
         import trio_websocket
 
         if self._ws.closed is not None:
-            raise self._closed(ClosedBeforeSending)
+            raise closed_error(self, ClosedBeforeSending)
         try:
             await self._ws.send_message(data if binary else data.decode())
         except (trio_websocket.ConnectionClosed, anyio.BrokenResourceError) as exc:
-            raise self._closed() from exc
+            raise closed_error(self) from exc
 
     async def drain(self) -> None:
         pass  # send_message() returns once written
@@ -90,43 +95,40 @@ class _TrioWebsocketConnection:
         try:
             message = await self._ws.get_message()
         except trio_websocket.ConnectionClosed:
-            raise self._closed() from None
+            raise closed_error(self) from None
         return [DataMessage(message, isinstance(message, bytes))]
 
     async def ping(self) -> anyio.Event:
+        import trio
         import trio_websocket
 
         if self._ws.closed is not None:
-            raise self._closed()
+            raise closed_error(self)
         pong = anyio.Event()
 
         async def ping() -> None:
-            try:
+            with contextlib.suppress(trio_websocket.ConnectionClosed, trio.BrokenResourceError):
                 await self._ws.ping()
-            except (trio_websocket.ConnectionClosed, anyio.BrokenResourceError):
-                return
-            pong.set()
+                pong.set()
 
         self._nursery.start_soon(ping)
         return pong
 
-    async def aclose(self, code: int = 1000, reason: str = "") -> None:
-        try:
-            with anyio.move_on_after(2.0, shield=True):
-                await self._ws.aclose(code, reason or None)
-        finally:
-            await self.abort()
+    async def close(self) -> None:
+        with anyio.move_on_after(CLOSE_TIMEOUT, shield=True):
+            await self._ws.aclose(1000)
+        await self.abort()
 
     async def abort(self) -> None:
         # trio-websocket leaves the stream open when the peer vanished first: we own it,
         # so we close it.
         with anyio.CancelScope(shield=True):
             await _close_quietly(self._stream)
-        self._done.set()
 
 
 class TrioWebsocketTransport:
-    """trio-websocket behind the transport interface (trio only)."""
+    """trio-websocket behind the transport interface (trio only). ``message_queue_size``
+    is trio-websocket's own buffer of received messages."""
 
     def __init__(self, *, message_queue_size: int = 1000) -> None:
         self.message_queue_size = message_queue_size
@@ -134,70 +136,71 @@ class TrioWebsocketTransport:
     def __repr__(self) -> str:
         return f"realtime_pubsub.transports.TrioWebsocketTransport({self.message_queue_size})"
 
-    async def connect(
+    @asynccontextmanager
+    async def open(
         self,
         url: str,
         *,
         ssl_context: ssl.SSLContext | None,
         max_message_size: int,
-        task_group: anyio.abc.TaskGroup,
-    ) -> TransportConnection:
-        validate_url(url)
-        connection: _TrioWebsocketConnection = await task_group.start(
-            self._host, url, ssl_context, max_message_size, name="trio-websocket host"
-        )
-        return connection
-
-    async def _host(
-        self,
-        url: str,
-        ssl_context: ssl.SSLContext | None,
-        max_message_size: int,
-        *,
-        task_status: anyio.abc.TaskStatus[_TrioWebsocketConnection],
-    ) -> None:
-        # trio-websocket needs a nursery that outlives connect(): this task holds it for as
-        # long as the connection lives.
+        open_timeout: float,
+        name: str,
+    ) -> AsyncIterator[TransportConnection]:
         import trio
         import trio_websocket
 
-        uri = parse_uri(url)
-        stream: trio.abc.Stream
-        if uri.secure:
-            stream = await trio.open_ssl_over_tcp_stream(
-                uri.host, uri.port, ssl_context=ssl_context or ssl.create_default_context()
-            )
-        else:
-            stream = await trio.open_tcp_stream(uri.host, uri.port)
+        uri = parse_uri(validate_url(url))
+        with translate_errors(url), anyio.fail_after(open_timeout):
+            stream = await self._connect(uri.host, uri.port, uri.secure, ssl_context)
         try:
-            async with trio.open_nursery() as nursery:
-                ws = await trio_websocket.wrap_client_stream(
-                    nursery,
-                    stream,
-                    uri.host,
-                    uri.resource_name,
-                    message_queue_size=self.message_queue_size,
-                    max_message_size=max_message_size,
-                )
-                connection = _TrioWebsocketConnection(ws, stream, nursery)
-                task_status.started(connection)
-                await connection._done.wait()
-                nursery.cancel_scope.cancel()
-        except BaseException as exc:
+            # trio-websocket reports a refusal from its reader task: through the nursery.
+            with translate_errors(url), unwrapped():
+                async with trio.open_nursery() as nursery:
+                    with anyio.fail_after(open_timeout):
+                        ws = await trio_websocket.wrap_client_stream(
+                            nursery,
+                            stream,
+                            uri.host,
+                            uri.resource_name,
+                            message_queue_size=self.message_queue_size,
+                            max_message_size=max_message_size,
+                        )
+                    connection = _TrioWebsocketConnection(ws, stream, nursery)
+                    try:
+                        yield connection
+                    except BaseException as exc:
+                        if is_cancellation(exc):
+                            await connection.close()
+                        raise
+                    else:
+                        await connection.close()
+                    finally:
+                        nursery.cancel_scope.cancel()
+        except trio_websocket.ConnectionRejected as rejected:
+            raise refusal(rejected.status_code, rejected.body, url) from None
+        finally:
             with anyio.CancelScope(shield=True):
                 await _close_quietly(stream)
-            # trio-websocket reports a refusal from its reader task, so it may come wrapped.
-            rejected = _find(exc, trio_websocket.ConnectionRejected)
-            if rejected is not None:
-                raise refused(rejected.status_code, rejected.body) from None
-            if _find(exc, trio_websocket.HandshakeError) is not None:
-                raise HandshakeError(
-                    f"the WebSocket handshake with {mask_url(url)} failed"
-                ) from None
+
+    @staticmethod
+    async def _connect(
+        host: str, port: int, secure: bool, ssl_context: ssl.SSLContext | None
+    ) -> trio.SocketStream | trio.SSLStream[trio.SocketStream]:
+        import trio
+
+        if not secure:
+            return await trio.open_tcp_stream(host, port)
+        stream = await trio.open_ssl_over_tcp_stream(
+            host, port, ssl_context=ssl_context or ssl.create_default_context()
+        )
+        # The TLS handshake now, so that a certificate that is not valid fails here as
+        # itself, not inside trio-websocket's handshake as a connection that never opens.
+        try:
+            await stream.do_handshake()
+        except BaseException:
+            await _close_quietly(stream)
             raise
-
-
-E = TypeVar("E", bound=BaseException)
+        return stream
 
 
 async def _close_quietly(stream: trio.abc.Stream) -> None:
@@ -205,15 +208,3 @@ async def _close_quietly(stream: trio.abc.Stream) -> None:
 
     with contextlib.suppress(trio.BrokenResourceError, trio.ClosedResourceError, OSError):
         await stream.aclose()
-
-
-def _find(exc: BaseException, kind: type[E]) -> E | None:
-    """``exc`` itself or the first exception of type ``kind`` inside exception groups."""
-    if isinstance(exc, kind):
-        return exc
-    if isinstance(exc, BaseExceptionGroup):
-        for inner in exc.exceptions:
-            found = _find(inner, kind)
-            if found is not None:
-                return found
-    return None

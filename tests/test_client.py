@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import gc
 import logging
-from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+import time
+from collections.abc import Callable
 from typing import Any
 
 import anyio
@@ -17,7 +17,6 @@ import realtime_pubsub
 from realtime_pubsub import (
     Ack,
     AckTimeout,
-    Client,
     ClientClosed,
     CloseInfo,
     ConnectionInfo,
@@ -33,23 +32,9 @@ from realtime_pubsub.gateway import Gateway
 from realtime_pubsub.testing import ALL_PERMISSIONS
 
 from .raw import url_for
+from .support import FAST, RawPeer, client_for, next_message, raw_server
 
 pytestmark = pytest.mark.anyio
-
-FAST = ReconnectPolicy(initial_delay=0.01, max_delay=0.05)
-
-
-@asynccontextmanager
-async def client_for(gateway: Gateway, **kwargs: Any) -> AsyncIterator[Client]:
-    kwargs.setdefault("reconnect", FAST)
-    token = kwargs.pop("token", None) or gateway.mint_token(permissions=ALL_PERMISSIONS)
-    async with realtime_pubsub.connect(gateway.url(token), **kwargs) as client:
-        yield client
-
-
-async def next_message(messages: realtime_pubsub.MessageStream[Any], timeout: float = 5) -> Any:
-    with anyio.fail_after(timeout):
-        return await messages.__anext__()
 
 
 # --------------------------------------------------------------------------- connecting
@@ -76,6 +61,21 @@ async def test_leaving_the_block_closes_with_1000_and_leaves_no_task(
         while gw.connections():
             await anyio.sleep(0.005)
     assert client.state is ConnectionState.CLOSED
+
+
+async def test_leaving_the_block_closes_the_connection_with_1000() -> None:
+    peers: list[RawPeer] = []
+
+    async def on_frame(peer: RawPeer, frame: dict[str, Any]) -> None:
+        peers.append(peer)
+
+    async with raw_server(on_frame=on_frame) as url:
+        async with realtime_pubsub.connect(url) as client:
+            await client.subscribe("t")  # the server meets its peer
+        # The closing handshake is over when the block is: the server saw the close frame.
+        [peer] = peers
+    assert peer.protocol.close_rcvd is not None
+    assert peer.protocol.close_rcvd.code == 1000
 
 
 async def test_url_provider_may_be_sync_or_async_and_is_called_per_attempt(
@@ -510,6 +510,31 @@ async def test_a_raising_handler_is_reported_and_others_carry_on(
     assert "handler bug" in caplog.text
 
 
+async def test_a_sync_handler_that_holds_the_loop_is_reported_once_by_name(
+    realtime_pubsub_gateway: Gateway, caplog: pytest.LogCaptureFixture
+) -> None:
+    calls: list[int] = []
+    done = anyio.Event()
+
+    def slow_handler(message: IncomingMessage, reply: Any) -> None:
+        time.sleep(0.15)  # a database call, say: it holds the event loop
+        calls.append(message.payload)
+        if len(calls) == 3:
+            done.set()
+
+    async with client_for(realtime_pubsub_gateway) as client:
+        await client.subscribe("c")
+        client.on("c.*", slow_handler)
+        client.on("c.*", lambda message, reply: None)  # quick: never reported
+        for i in range(3):
+            await client.publish("c", i)
+        with anyio.fail_after(5):
+            await done.wait()
+    reports = [r.getMessage() for r in caplog.records if "held the event loop" in r.getMessage()]
+    assert len(reports) == 1
+    assert "slow_handler" in reports[0] and "'c.*'" in reports[0]
+
+
 async def test_a_handler_awaiting_a_reply_does_not_deadlock(
     realtime_pubsub_gateway: Gateway,
 ) -> None:
@@ -547,6 +572,19 @@ async def test_lifecycle_events(realtime_pubsub_gateway: Gateway) -> None:
 
 
 # --------------------------------------------------------------------------- reconnection
+
+
+@pytest.mark.parametrize("code", [1000, 1001, 1011, 1013, 4000])
+async def test_a_close_with_any_code_but_1008_is_retried(
+    realtime_pubsub_gateway: Gateway, code: int
+) -> None:
+    gw = realtime_pubsub_gateway
+    async with client_for(gw) as client:
+        first = client.connection.id
+        gw.close_connection(first, code, "try again later")
+        info = await client.wait_for("session.started", timeout=5)
+        assert info.id != first
+        assert client.state is ConnectionState.OPEN
 
 
 async def test_after_a_drop_subscriptions_are_restored(realtime_pubsub_gateway: Gateway) -> None:

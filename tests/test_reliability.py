@@ -4,7 +4,9 @@ asyncio, against the gateway's fault injection."""
 from __future__ import annotations
 
 import itertools
+import re
 import time
+from pathlib import Path
 from typing import Any
 
 import anyio
@@ -12,10 +14,11 @@ import pytest
 
 import realtime_pubsub
 from realtime_pubsub import ConnectionState, ReconnectPolicy
+from realtime_pubsub._backoff import REFUSALS
 from realtime_pubsub.gateway import Gateway
 
 from .raw import url_for
-from .test_client import FAST, client_for, next_message
+from .support import FAST, RawPeer, client_for, next_message, raw_server
 
 pytestmark = pytest.mark.anyio
 
@@ -289,3 +292,53 @@ async def test_a_short_soak_loses_and_duplicates_nothing() -> None:
     counts = await soak(6.0, seed=7)
     assert counts.eligible > 0
     assert (counts.lost, counts.duplicated) == (0, 0), counts.line()
+
+
+# --------------------------------------------------------------------------- a server's answers
+
+
+@pytest.mark.parametrize("trigger", ["subscribe", "unsubscribe"])
+@pytest.mark.parametrize("answer", ["ping", "close"])
+async def test_subscribe_and_unsubscribe_return_when_the_server_answers_at_once(
+    trigger: str, answer: str
+) -> None:
+    # The server answers the frame at once, with a ping or a close: the answer's bytes
+    # (the pong, the close echo) go out through somebody else's write, or the connection
+    # ends; either way the call returns well before the next heartbeat (15 s).
+    answered = anyio.Event()
+
+    async def on_frame(peer: RawPeer, frame: dict[str, Any]) -> None:
+        if frame["type"] == trigger:
+            peer.ping() if answer == "ping" else peer.close(4000, "go away")
+            answered.set()
+
+    async with (
+        raw_server(on_frame=on_frame) as url,
+        realtime_pubsub.connect(url, reconnect=FAST) as client,
+    ):
+        with anyio.fail_after(5):
+            await client.subscribe("chat")
+            await client.unsubscribe("chat")
+            await answered.wait()
+
+
+def test_the_guarantees_page_shows_the_code_s_retry_table() -> None:
+    page = (Path(__file__).parent.parent / "docs/reference/guarantees.rst").read_text()
+    table = page.split("Reconnection\n------------")[1].split("\n\n``ReconnectPolicy")[0]
+    rows = [row for row in table.split("   * - ")[2:]]
+    refused = {name for row in rows if "no: the block ends" in row for name in _errors_in(row)}
+    retried = {name for row in rows if "\n     - yes" in row for name in _errors_in(row)}
+    assert refused == {error.__name__ for error in REFUSALS}
+    policy = ReconnectPolicy()
+    for name in refused | retried:
+        error = getattr(realtime_pubsub, name)("x", **_fields(name))
+        assert policy.retries(error, 1) is (name in retried), name
+        assert ReconnectPolicy(retry_refused=True).retries(error, 1)
+
+
+def _errors_in(row: str) -> set[str]:
+    return set(re.findall(r":class:`~realtime_pubsub\.(\w+)`", row))
+
+
+def _fields(name: str) -> dict[str, Any]:
+    return {"status": 401} if name == "AuthenticationError" else {}
