@@ -1,8 +1,9 @@
 """One measurement with the official Python client (realtime-pubsub-client 1.0.0), run by the
 interpreter of its own virtualenv (it needs websockets 13, and only the standard library
-besides): the same scenarios as benchmarks/workers.py, on asyncio.
+besides, and benchmarks/latency.py through the PYTHONPATH the harness sets): the same
+scenarios as benchmarks/workers.py, on asyncio.
 
-    python benchmarks/official_worker.py      (then JSON commands on stdin)
+    PYTHONPATH=. python benchmarks/official_worker.py      (then JSON commands on stdin)
 """
 
 from __future__ import annotations
@@ -11,12 +12,13 @@ import argparse
 import asyncio
 import json
 import logging
-import statistics
 import sys
 import time
 from typing import Any
 
 from realtime_pubsub_client.client import RealtimeClient
+
+from benchmarks.latency import summarize
 
 WAIT = 1.0  # seconds before an ack or a reply is counted as lost
 
@@ -85,14 +87,7 @@ async def rpc(url: str, count: int) -> dict[str, Any]:
             continue
         latencies.append(time.perf_counter() - started)
     await client.disconnect()
-    latencies.sort()
-    if not latencies:
-        return {"median_us": float("nan"), "p99_us": float("nan"), "lost": lost}
-    return {
-        "median_us": statistics.median(latencies) * 1e6,
-        "p99_us": latencies[max(0, int(len(latencies) * 0.99) - 1)] * 1e6,
-        "lost": lost,
-    }
+    return summarize(latencies, lost)
 
 
 def main() -> None:

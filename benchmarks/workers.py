@@ -10,9 +10,10 @@ from __future__ import annotations
 import argparse
 import contextlib
 import gc
-import statistics
+import resource
 import sys
 import time
+import tracemalloc
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -26,6 +27,7 @@ from websockets.http11 import Response
 from websockets.uri import parse_uri
 
 import realtime_pubsub
+from benchmarks.latency import summarize
 
 SUBSCRIBE = orjson.dumps({"type": "subscribe", "data": {"topic": "bench"}})
 
@@ -34,8 +36,6 @@ def rss_bytes() -> int:
     """The process's resident set size now (Linux)."""
     with open("/proc/self/statm") as statm:
         pages = int(statm.read().split()[1])
-    import resource
-
     return pages * resource.getpagesize()
 
 
@@ -100,32 +100,27 @@ async def floor_receive(url: str, count: int, compression: bool) -> dict[str, An
 
 
 async def floor_acks(url: str, count: int, inflight: int) -> dict[str, Any]:
+    """One task keeps ``inflight`` publishes outstanding: it writes as many as the window
+    allows in one write, then reads the acks that have come. The same frames on the wire
+    as a client's publishes with acks, and nothing else (no per-message write, no task per
+    publisher, no receipts)."""
     raw = await Raw.open(url, compression=False)
     if not raw.early:
         await raw.messages()  # the welcome
-    window = anyio.Semaphore(inflight)
-    acked = 0
-    done = anyio.Event()
-
-    async def read() -> None:
-        nonlocal acked
-        while acked < count:
-            for _ in await raw.messages():
-                acked += 1
-                window.release()
-        done.set()
-
+    sent = acked = 0
     started = time.perf_counter()
-    async with anyio.create_task_group() as tg:
-        tg.start_soon(read)
-        for i in range(count):
-            await window.acquire()
-            await raw.send(
+    while acked < count:
+        batch = min(inflight - (sent - acked), count - sent)
+        for i in range(sent, sent + batch):
+            raw.protocol.send_text(
                 orjson.dumps(
                     {"type": "publish", "data": {"topic": "b", "payload": i, "id": f"m{i}"}}
                 )
             )
-        await done.wait()
+        sent += batch
+        if batch:
+            await raw.stream.send(b"".join(raw.protocol.data_to_send()))
+        acked += len(await raw.messages())
     elapsed = time.perf_counter() - started
     return {"rate": count / elapsed, "seconds": elapsed}
 
@@ -141,16 +136,7 @@ async def floor_echo(url: str, count: int) -> dict[str, Any]:
         while not await raw.messages():
             pass
         latencies.append(time.perf_counter() - started)
-    return _latency(latencies)
-
-
-def _latency(latencies: list[float]) -> dict[str, Any]:
-    latencies.sort()
-    return {
-        "median_us": statistics.median(latencies) * 1e6,
-        "p99_us": latencies[int(len(latencies) * 0.99) - 1] * 1e6,
-        "lost": 0,
-    }
+    return summarize(latencies)
 
 
 # --------------------------------------------------------------------------- our client
@@ -200,47 +186,56 @@ async def ours_rpc(url: str, count: int) -> dict[str, Any]:
             receipt = await client.send(i, message_type="q")
             await receipt.wait_for_reply(timeout=5)
             latencies.append(time.perf_counter() - started)
-    return _latency(latencies)
+    return summarize(latencies)
+
+
+def heap_bytes() -> int:
+    """The Python heap allocated since tracemalloc started and still alive."""
+    gc.collect()
+    return tracemalloc.get_traced_memory()[0]
 
 
 async def ours_memory(url: str, count: int) -> dict[str, Any]:
-    """RSS growth per 10,000 receipts waiting for acks, per idle connection, and over
-    ``count`` publishes whose receipts nobody keeps."""
+    """What receipts and connections cost, and what ``count`` publishes whose receipts
+    nobody keeps leave behind, at ten checkpoints. Measured as the Python heap that
+    tracemalloc sees (every block allocated since tracing started and still alive: exact,
+    where the RSS moves by whole pages and shrinks when the allocator hands some back), and
+    for the checkpoints also as the RSS."""
     idle = url.replace("/apps/blast", "/apps/idle")
-    async with realtime_pubsub.connect(idle) as client:
-        for _ in range(2000):  # warm up allocators and caches
-            await client.publish("b", 1)
-        gc.collect()
-        before = rss_bytes()
-        kept = [await client.publish("b", i) for i in range(10_000)]
-        gc.collect()
-        per_10k_receipts = rss_bytes() - before
-        assert client.in_flight >= 10_000
-        del kept
-        gc.collect()
+    tracemalloc.start()
+    try:
+        async with realtime_pubsub.connect(idle) as client:
+            for _ in range(2000):  # warm up allocators and caches
+                await client.publish("b", 1)
+            before = heap_bytes()
+            kept = [await client.publish("b", i) for i in range(10_000)]
+            per_10k_receipts = heap_bytes() - before
+            assert client.in_flight >= 10_000
+            del kept
 
-        checkpoints = []
-        step = max(1, count // 10)
-        for i in range(count):
-            await client.publish("b", i)
-            if (i + 1) % step == 0:
-                gc.collect()
-                checkpoints.append(rss_bytes())
-        in_flight_after = client.in_flight
+            checkpoints = []
+            step = max(1, count // 10)
+            for i in range(count):
+                await client.publish("b", i)
+                if (i + 1) % step == 0:
+                    checkpoints.append(
+                        {"publishes": i + 1, "heap_bytes": heap_bytes(), "rss_bytes": rss_bytes()}
+                    )
+            in_flight_after = client.in_flight
 
-    async with contextlib.AsyncExitStack() as stack:
-        await stack.enter_async_context(realtime_pubsub.connect(idle))
-        gc.collect()
-        before = rss_bytes()
-        for _ in range(100):
+        async with contextlib.AsyncExitStack() as stack:
             await stack.enter_async_context(realtime_pubsub.connect(idle))
-        gc.collect()
-        per_connection = (rss_bytes() - before) / 100
+            before = heap_bytes()
+            for _ in range(100):
+                await stack.enter_async_context(realtime_pubsub.connect(idle))
+            per_connection = (heap_bytes() - before) / 100
+    finally:
+        tracemalloc.stop()
     return {
-        "per_10k_receipts_bytes": per_10k_receipts,
-        "per_idle_connection_bytes": per_connection,
+        "per_10k_receipts_heap_bytes": per_10k_receipts,
+        "per_idle_connection_heap_bytes": per_connection,
         "unkept_publishes": count,
-        "growth_after_first_tenth_bytes": checkpoints[-1] - checkpoints[0],
+        "checkpoints": checkpoints,
         "in_flight_after": in_flight_after,
     }
 
