@@ -55,8 +55,9 @@ def soak(session: nox.Session) -> None:
 @nox.session
 def bench(session: nox.Session) -> None:
     """The benchmarks: ours on trio and asyncio, the official client, the floor. Pass
-    ``-- --quick`` for the one-minute version; ``-- --write-docs`` to update the docs page."""
-    session.install("-e", ".[trio]")
+    ``-- --quick`` for the one-minute version; ``-- --write-docs`` to update the docs page
+    (its tables, and its charts, drawn with matplotlib: this session alone installs it)."""
+    session.install("-e", ".[trio]", "matplotlib>=3.8")
     # The official client needs websockets 13 (it uses the legacy API that 14 replaced):
     # it gets a virtualenv of its own.
     official = Path(session.virtualenv.location) / "official"

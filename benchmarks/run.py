@@ -2,13 +2,16 @@
 floor, side by side, interleaved in one run, reported as medians and ratios.
 
     python -m benchmarks.run [--quick] [--official-python PATH] [--write-docs]
-    nox -s bench [-- --quick]
+    python -m benchmarks.run --from-results benchmarks/results.json --write-docs
+    nox -s bench [-- --quick] [-- --write-docs]
 
 Every row runs in a long-lived process of its own (the official client in its own
 virtualenv); the message source (benchmarks/server.py) runs in another, so it has a core of
-its own. Each scenario repeats its rows in rotating order; the figures are medians. The
-quick mode ends with one line: ``RESULT receive_vs_floor=... receive_vs_official=...
-rpc_vs_floor=... patterns_10k_vs_1=...``.
+its own. Each scenario repeats its rows in rotating order; the figures are medians. Every
+run ends with one line: ``RESULT receive_vs_floor=... receive_vs_official=...
+rpc_vs_floor=... patterns_10k_vs_1=...``. ``--write-docs`` saves the run as
+benchmarks/results.json and writes from it the tables and the charts (matplotlib) that
+docs/benchmarks.rst includes; ``--from-results`` redraws them from a saved run.
 """
 
 from __future__ import annotations
@@ -19,7 +22,6 @@ import importlib.metadata
 import json
 import os
 import platform
-import statistics
 import subprocess
 import sys
 import time
@@ -28,9 +30,12 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, Any
 
+from benchmarks.report import FLOORS, OURS, docs_files, median, quantiles, ratios
+
 ROOT = Path(__file__).resolve().parent.parent
-OURS = ("ours-trio", "ours-asyncio")
-FLOORS = ("floor-trio", "floor-asyncio")
+DOCS = ROOT / "docs"
+CHARTS = DOCS / "images" / "benchmarks"
+RESULTS = ROOT / "benchmarks" / "results.json"
 
 
 class Worker:
@@ -131,29 +136,8 @@ def interleave(
     return results
 
 
-def median(results: list[dict[str, Any]], key: str) -> float:
-    return float(statistics.median(result[key] for result in results))
-
-
-def fmt(value: float, unit: str = "") -> str:
-    if value != value:  # NaN
-        return "-"
-    if unit == "us":
-        return f"{value:,.0f} µs"
-    return f"{value:,.0f}"
-
-
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="fewer messages and repeats")
-    parser.add_argument("--official-python", help="the official client's virtualenv python")
-    parser.add_argument("--repeats", type=int, default=None)
-    parser.add_argument(
-        "--write-docs", action="store_true", help="write docs/benchmarks-results.inc"
-    )
-    args = parser.parse_args()
-    quick = args.quick
-    repeats = args.repeats or (3 if quick else 7)
+def measure(quick: bool, repeats: int, official_python: str | None) -> dict[str, Any]:
+    """Run every scenario; the results as benchmarks/report.py describes them."""
     sizes = {
         "receive": 20_000 if quick else 100_000,
         "acks": 4_000 if quick else 20_000,
@@ -162,8 +146,8 @@ def main() -> int:
     }
     started = time.monotonic()
     info = machine()
-    if args.official_python:
-        info["official client"] = official_version(args.official_python)
+    if official_python:
+        info["official client"] = official_version(official_python)
     for key, value in info.items():
         print(f"{key}: {value}")
 
@@ -171,183 +155,135 @@ def main() -> int:
         row: Worker(row, [sys.executable, "-m", "benchmarks.workers", row])
         for row in (*OURS, *FLOORS)
     }
-    if args.official_python:
+    if official_python:
         workers["official"] = Worker(
-            "official", [args.official_python, str(ROOT / "benchmarks" / "official_worker.py")]
+            "official", [official_python, str(ROOT / "benchmarks" / "official_worker.py")]
         )
     rows = [*OURS, *(["official"] if "official" in workers else []), *FLOORS]
-    tables: list[tuple[str, list[str], list[list[str]]]] = []
-    figures: dict[str, float] = {}
+    results: dict[str, Any] = {"info": info, "quick": quick, "repeats": repeats}
+    results |= {"sizes": sizes, "rows": rows}
+
+    def rates(runs: dict[str, list[dict[str, Any]]]) -> dict[str, list[float]]:
+        return {row: [run["rate"] for run in runs[row]] for row in rows}
+
     try:
         with source_server() as base:
-            # 1 and 6: receive throughput, plain and with permessage-deflate.
-            for title, query in (
-                ("Receive throughput (msg/s)", f"count={sizes['receive']}"),
-                (
-                    "Receive throughput, deflate + compress (msg/s)",
-                    f"count={sizes['receive']}&compress=1",
-                ),
+            # Receive throughput, plain and with permessage-deflate.
+            for key, query in (
+                ("receive", f"count={sizes['receive']}"),
+                ("receive_deflate", f"count={sizes['receive']}&compress=1"),
             ):
 
                 def receive(row: str, url: str = f"{base}/apps/blast?{query}") -> dict[str, Any]:
                     return workers[row].run(scenario="receive", url=url, count=sizes["receive"])
 
-                results = interleave(rows, repeats, receive)
-                rates = {row: median(results[row], "rate") for row in rows}
-                tables.append(
-                    (
-                        title,
-                        ["row", "median", "x floor"],
-                        [
-                            [
-                                row,
-                                fmt(rates[row]),
-                                f"{rates[row] / max(rates[f] for f in FLOORS):.2f}",
-                            ]
-                            for row in rows
-                        ],
-                    )
-                )
-                if "compress" not in query:
-                    figures["receive_ours"] = max(rates[r] for r in OURS)
-                    figures["receive_floor"] = max(rates[f] for f in FLOORS)
-                    figures["receive_official"] = rates.get("official", float("nan"))
-                print(f"{title}: " + ", ".join(f"{r} {fmt(v)}" for r, v in rates.items()))
+                results[key] = rates(interleave(rows, repeats, receive))
+                report(key, results[key])
 
-            # 2: publish with acks, 100 in flight.
+            # Publish with acks, 100 in flight.
             url = f"{base}/apps/ack"
-            results = interleave(
+            runs = interleave(
                 rows,
                 repeats,
                 lambda row: workers[row].run(
                     scenario="acks", url=url, count=sizes["acks"], inflight=100
                 ),
             )
-            rates = {row: median(results[row], "rate") for row in rows}
-            lost = {row: sum(r.get("lost", 0) for r in results[row]) for row in rows}
-            tables.append(
-                (
-                    "Publish with acks, 100 in flight (acked msg/s)",
-                    ["row", "median", "lost acks"],
-                    [[row, fmt(rates[row]), str(lost[row])] for row in rows],
-                )
-            )
-            print("acks: " + ", ".join(f"{r} {fmt(v)}" for r, v in rates.items()))
+            results["acks"] = rates(runs)
+            results["acks_lost"] = {row: sum(r.get("lost", 0) for r in runs[row]) for row in rows}
+            report("acks", results["acks"])
 
-            # 3: request/reply round trip (the floor: a raw echo).
+            # Request/reply round trip (the floor: a raw echo). The distribution is drawn
+            # from the calls of every repeat together.
             url = f"{base}/apps/rpc"
-            results = interleave(
+            runs = interleave(
                 rows,
                 repeats,
                 lambda row: workers[row].run(scenario="rpc", url=url, count=sizes["rpc"]),
             )
-            medians = {row: median(results[row], "median_us") for row in rows}
-            p99 = {row: median(results[row], "p99_us") for row in rows}
-            lost = {row: sum(r.get("lost", 0) for r in results[row]) for row in rows}
-            floor_rtt = min(medians[f] for f in FLOORS)
-            tables.append(
-                ("Request/reply round trip", ["row", "median", "p99", "x floor", "lost replies"], [
-                    [row, fmt(medians[row], "us"), fmt(p99[row], "us"),
-                     f"{medians[row] / floor_rtt:.2f}", str(lost[row])]
-                    for row in rows
-                ])
-            )  # fmt: skip
-            figures["rpc_ours"] = min(medians[r] for r in OURS)
-            figures["rpc_floor"] = floor_rtt
-            print("rpc: " + ", ".join(f"{r} {fmt(v, 'us')}" for r, v in medians.items()))
+            results["rtt"] = {
+                row: {
+                    "lost": sum(r.get("lost", 0) for r in runs[row]),
+                    "quantiles_us": quantiles(
+                        [latency for r in runs[row] for latency in r["latencies_us"]]
+                    ),
+                }
+                for row in rows
+            }
+            report("rtt median (µs)", {row: [r["median_us"] for r in runs[row]] for row in rows})
 
-            # 4: pattern fan-out.
+            # Pattern fan-out.
             url = f"{base}/apps/blast?count={sizes['receive']}"
-            pattern_rows = ["1", "100", "10000"]
-            results = interleave(
-                pattern_rows,
+            runs = interleave(
+                ["1", "100", "10000"],
                 repeats,
                 lambda n: workers["ours-asyncio"].run(
                     scenario="receive", url=url, count=sizes["receive"], patterns=int(n)
                 ),
             )
-            cost = {n: median(results[n], "per_message_us") for n in pattern_rows}
-            tables.append(
-                ("Pattern fan-out, ours on asyncio (one matching listener)",
-                 ["registered patterns", "per message", "x 1 pattern"], [
-                    [n, f"{cost[n]:.1f} µs", f"{cost[n] / cost['1']:.2f}"] for n in pattern_rows
-                 ])
-            )  # fmt: skip
-            figures["patterns_ratio"] = cost["10000"] / cost["1"]
-            print("patterns: " + ", ".join(f"{n} {cost[n]:.1f} µs" for n in pattern_rows))
+            results["patterns"] = {
+                n: [r["per_message_us"] for r in result] for n, result in runs.items()
+            }
+            report("patterns (µs per message)", results["patterns"])
 
-            # 5: memory.
-            memory = workers["ours-asyncio"].run(
+            # Memory.
+            results["memory"] = workers["ours-asyncio"].run(
                 scenario="memory", url=f"{base}/apps/blast", count=sizes["memory"]
             )
-            tables.append(
-                ("Memory, ours on asyncio (RSS)", ["measure", "value"], [
-                    ["per 10,000 receipts waiting for acks",
-                     f"{memory['per_10k_receipts_bytes'] / 1024:,.0f} KiB"],
-                    ["per idle connection",
-                     f"{memory['per_idle_connection_bytes'] / 1024:,.1f} KiB"],
-                    [f"growth over {memory['unkept_publishes']:,} publishes after the first "
-                     "tenth (receipts not kept)",
-                     f"{memory['growth_after_first_tenth_bytes'] / 1024:,.0f} KiB"],
-                    ["slots left after them", str(memory["in_flight_after"])],
-                ])
-            )  # fmt: skip
-            print(f"memory: {memory}")
+            print(f"memory: {results['memory']}")
     finally:
         for worker in workers.values():
             worker.close()
+    results["elapsed"] = time.monotonic() - started
+    return results
 
-    elapsed = time.monotonic() - started
-    report = render(info, tables, repeats, quick, elapsed)
+
+def report(title: str, runs: dict[str, list[float]]) -> None:
+    print(f"{title}: " + ", ".join(f"{row} {median(values):,.1f}" for row, values in runs.items()))
+
+
+def write_docs(results: dict[str, Any]) -> None:
+    """Save the results and write the files docs/benchmarks.rst includes and shows."""
+    from benchmarks.charts import write_charts
+
+    RESULTS.write_text(json.dumps(results, indent=1) + "\n")
+    for name, text in docs_files(results).items():
+        (DOCS / name).write_text(text)
+    for path in write_charts(results, CHARTS):
+        print(f"wrote {path.relative_to(ROOT)}")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="fewer messages and repeats")
+    parser.add_argument("--official-python", help="the official client's virtualenv python")
+    parser.add_argument("--repeats", type=int, default=None)
+    parser.add_argument(
+        "--write-docs",
+        action="store_true",
+        help="write the docs' tables and charts and benchmarks/results.json (needs matplotlib)",
+    )
+    parser.add_argument(
+        "--from-results",
+        type=Path,
+        metavar="JSON",
+        help="measure nothing: report a saved run (e.g. benchmarks/results.json)",
+    )
+    args = parser.parse_args()
+    if args.from_results:
+        results = json.loads(args.from_results.read_text())
+    else:
+        repeats = args.repeats or (3 if args.quick else 7)
+        results = measure(args.quick, repeats, args.official_python)
     print()
-    print(report)
-    ratios = {
-        "receive_vs_floor": figures["receive_ours"] / figures["receive_floor"],
-        "receive_vs_official": figures["receive_ours"] / figures["receive_official"],
-        "rpc_vs_floor": figures["rpc_ours"] / figures["rpc_floor"],
-        "patterns_10k_vs_1": figures["patterns_ratio"],
-    }
+    for name, text in docs_files(results).items():
+        if name != "benchmarks-figures.inc":  # the substitutions say it all again
+            print(text)
     if args.write_docs:
-        (ROOT / "docs" / "benchmarks-results.inc").write_text(report + "\n")
-        substitutions = {
-            "receive_vs_floor": "receive_vs_floor",
-            "receive_vs_official": "receive_vs_official",
-            "rpc_vs_floor": "rpc_vs_floor",
-            "patterns": "patterns_10k_vs_1",
-        }
-        (ROOT / "docs" / "benchmarks-ratios.inc").write_text(
-            "".join(
-                f".. |{name}| replace:: {ratios[key]:.2f}\n" for name, key in substitutions.items()
-            )
-        )
-    print(f"({elapsed:.0f} s)")
-    print("RESULT " + " ".join(f"{k}={v:.2f}" for k, v in ratios.items()))
+        write_docs(results)
+    print(f"({results['elapsed']:.0f} s)")
+    print("RESULT " + " ".join(f"{k}={v:.2f}" for k, v in ratios(results).items()))
     return 0
-
-
-def render(
-    info: dict[str, str],
-    tables: list[tuple[str, list[str], list[list[str]]]],
-    repeats: int,
-    quick: bool,
-    elapsed: float,
-) -> str:
-    """The results as reStructuredText (the docs include it as it is)."""
-    lines = [
-        f"Measured {info['date']} ({'quick' if quick else 'full'} mode, medians of {repeats} "
-        f"interleaved runs, {elapsed:.0f} s in all) on {info['cpu']}, {info['system']}, "
-        f"Python {info['python']}; realtime-pubsub {info['realtime-pubsub']}, anyio "
-        f"{info['anyio']}, websockets {info['websockets']}, trio {info['trio']}, orjson "
-        f"{info['orjson']}; official client {info.get('official client', 'not run')}.",
-        "",
-    ]
-    for title, header, rows in tables:
-        lines += [f".. list-table:: {title}", "   :header-rows: 1", ""]
-        for row in [header, *rows]:
-            lines.append(f"   * - {row[0]}")
-            lines += [f"     - {cell}" for cell in row[1:]]
-        lines.append("")
-    return "\n".join(lines).rstrip()
 
 
 if __name__ == "__main__":
