@@ -246,7 +246,9 @@ def write_docs(results: dict[str, Any]) -> None:
     """Save the results and write the files docs/benchmarks.rst includes and shows."""
     from benchmarks.charts import write_charts
 
-    RESULTS.write_text(json.dumps(results, indent=1) + "\n")
+    # One line a key: a new run changes a dozen lines, not the thousands of its quantiles.
+    lines = [f" {json.dumps(key)}: {json.dumps(value)}" for key, value in results.items()]
+    RESULTS.write_text("{\n" + ",\n".join(lines) + "\n}\n")
     for name, text in docs_files(results).items():
         (DOCS / name).write_text(text)
     for path in write_charts(results, CHARTS):
