@@ -1,10 +1,11 @@
 """realtime_pubsub: a structured-concurrency client for Realtime Pub/Sub, on trio and asyncio
 through anyio, and a local gateway for development and tests.
 
-The local gateway (:mod:`realtime_pubsub.gateway`) is imported on first use, so that a
-client does not pay for it (nor for PyJWT).
+The local gateway (:mod:`realtime_pubsub.gateway`) and the blocking client
+(:mod:`realtime_pubsub.blocking`) are imported on first use.
 """
 
+import importlib
 from typing import TYPE_CHECKING, Any
 
 from ._backoff import ReconnectPolicy as ReconnectPolicy
@@ -88,13 +89,15 @@ __all__ = [
 ]
 
 if TYPE_CHECKING:
+    from . import blocking as blocking
     from . import gateway as gateway
+
+#: The submodules reached as attributes of the package, imported on first use: a client
+#: does not pay for the local gateway (nor PyJWT), async code not for the blocking client.
+_LAZY = frozenset({"blocking", "gateway"})
 
 
 def __getattr__(name: str) -> Any:
-    # The submodules users reach as attributes, imported when first asked for.
-    if name == "gateway":
-        import importlib
-
-        return importlib.import_module(f"{__name__}.{name}")
+    if name in _LAZY:
+        return importlib.import_module(f".{name}", __name__)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
