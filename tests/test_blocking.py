@@ -12,52 +12,22 @@ import sys
 import threading
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import AbstractContextManager
-from typing import Any, Literal
+from typing import Any
 
 import pytest
-from anyio.from_thread import start_blocking_portal
 
 import realtime_pubsub
 import realtime_pubsub.blocking
 from realtime_pubsub import ClientClosed, ConnectionState
 from realtime_pubsub.blocking import BlockingClient, BlockingMessage, BlockingReceipt
-from realtime_pubsub.gateway import Gateway, serve
 
-from .raw import url_for
-
-BACKENDS: tuple[Literal["asyncio", "trio"], ...] = ("asyncio", "trio")
-
-
-class Gate:
-    """The gateway on its own thread, and what a plain test needs of it."""
-
-    def __init__(
-        self, gateway: Gateway, call: Callable[..., Any], backend: Literal["asyncio", "trio"]
-    ) -> None:
-        self.gateway = gateway
-        self.call = call
-        self.backend = backend
-
-    def url(self, **token: Any) -> str:
-        return url_for(self.gateway, **token)
-
-    def connect(self, **options: Any) -> AbstractContextManager[BlockingClient]:
-        """A blocking client (on the test's backend) with a token that may do anything."""
-        url = self.url(subject=options.pop("subject", "user"))
-        return realtime_pubsub.blocking.connect(url, backend=self.backend, **options)
-
-    def wait_for_subscribers(self, topic: str, count: int = 1) -> None:
-        self.call(self.gateway.wait_for_subscribers, topic, count)
+from .threaded import BACKENDS, Gate, threaded_gateway
 
 
 @pytest.fixture(params=BACKENDS)
 def gate(request: pytest.FixtureRequest) -> Iterator[Gate]:
-    with (
-        start_blocking_portal(request.param) as portal,
-        portal.wrap_async_context_manager(serve()) as gateway,
-    ):
-        yield Gate(gateway, portal.call, BACKENDS[BACKENDS.index(request.param)])
+    with threaded_gateway(request.param) as gate:
+        yield gate
 
 
 class Recorder:
