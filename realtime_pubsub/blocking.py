@@ -76,7 +76,7 @@ from . import (
 from . import connect as async_connect
 
 if TYPE_CHECKING:
-    from typing_extensions import Unpack
+    from typing_extensions import Self, Unpack
 
 __all__ = [
     "BlockingClient",
@@ -88,7 +88,7 @@ __all__ = [
     "connect",
 ]
 
-#: A handler for :meth:`BlockingClient.on`: a plain function, called as
+#: What :meth:`BlockingClient.on` takes, a plain function, called as
 #: ``handler(message, reply)`` for messages (``reply`` is ``message.reply``) and as
 #: ``handler(value)`` for the lifecycle events.
 Handler = Callable[..., object]
@@ -153,13 +153,19 @@ class _Loop:
 
 
 class _Bridge(Generic[A]):
-    """A blocking view of one object of the async client."""
+    """A blocking view of one object of the async client. The blocking client makes them
+    (``_of``); they have no public constructor."""
 
     __slots__ = ("_loop", "_target")
+    _loop: _Loop
+    _target: A
 
-    def __init__(self, target: A, loop: _Loop) -> None:
-        self._target = target
-        self._loop = loop
+    @classmethod
+    def _of(cls, target: A, loop: _Loop) -> Self:
+        bridge = object.__new__(cls)
+        bridge._target = target
+        bridge._loop = loop
+        return bridge
 
 
 def _mirror(
@@ -210,7 +216,7 @@ class BlockingReceipt(_Bridge[Receipt]):
 
     @property
     def id(self) -> str:
-        """The message id: what the gateway's ack and a replier's answer refer to."""
+        """The message id, which the gateway's ack and a replier's answer refer to."""
         return self._target.id
 
     @_mirror(Receipt.wait_for_ack)
@@ -298,7 +304,7 @@ class BlockingMessage(_Bridge[IncomingMessage]):
 
     @property
     def event(self) -> str:
-        """The event name this message is routed under: ``<topic>.<message_type>``."""
+        """The event name this message is routed under, ``<topic>.<message_type>``."""
         return self._target.event
 
     @property
@@ -321,10 +327,10 @@ class BlockingMessage(_Bridge[IncomingMessage]):
         and :class:`~realtime_pubsub.ClientClosed` once the client is closed; see
         :meth:`IncomingMessage.reply <realtime_pubsub.IncomingMessage.reply>`.
         """
-        return BlockingReceipt(receipt, self._loop)
+        return BlockingReceipt._of(receipt, self._loop)
 
 
-class BlockingMessages:
+class BlockingMessages(_Bridge[AbstractAsyncContextManager[MessageStream[IncomingMessage]]]):
     """A listener's messages, for a plain thread: what ``with client.listen(...) as
     messages`` gives.
 
@@ -333,17 +339,18 @@ class BlockingMessages:
     threads may read from it at once; each message goes to one of them.
     """
 
-    __slots__ = ("_context", "_listening", "_loop", "_stream")
+    __slots__ = ("_context", "_stream")
+    _context: Any
+    _stream: MessageStream[IncomingMessage] | None
 
-    def __init__(
-        self,
-        listening: AbstractAsyncContextManager[MessageStream[IncomingMessage]],
-        loop: _Loop,
-    ) -> None:
-        self._listening = listening
-        self._loop = loop
-        self._context: Any = None
-        self._stream: MessageStream[IncomingMessage] | None = None
+    @classmethod
+    def _of(
+        cls, target: AbstractAsyncContextManager[MessageStream[IncomingMessage]], loop: _Loop
+    ) -> Self:
+        messages = super()._of(target, loop)
+        messages._context = None
+        messages._stream = None
+        return messages
 
     def __repr__(self) -> str:
         return f"<{__name__}.BlockingMessages {self._stream!r}>"
@@ -353,7 +360,7 @@ class BlockingMessages:
             raise ClientClosed("the client is closed")
         # The async listener is entered and left by one task of the loop's, whichever thread
         # enters and leaves this block.
-        self._context = self._loop.portal.wrap_async_context_manager(self._listening)
+        self._context = self._loop.portal.wrap_async_context_manager(self._target)
         try:
             self._stream = self._context.__enter__()
         except RuntimeError:
@@ -390,7 +397,7 @@ class BlockingMessages:
             message = self._loop.call(stream.__anext__)
         except (StopAsyncIteration, ClientClosed):
             raise StopIteration from None
-        return BlockingMessage(message, self._loop)
+        return BlockingMessage._of(message, self._loop)
 
     def get(self, timeout: float | None = None) -> BlockingMessage | None:
         """The next message, waiting up to ``timeout`` seconds for it (``None``: as long as
@@ -419,7 +426,7 @@ class BlockingMessages:
             message = self._loop.call(receive)
         except ClientClosed:
             return None
-        return None if message is None else BlockingMessage(message, self._loop)
+        return None if message is None else BlockingMessage._of(message, self._loop)
 
     def _entered(self) -> MessageStream[IncomingMessage]:
         if self._stream is None:
@@ -495,16 +502,25 @@ class BlockingClient(_Bridge[Client]):
 
     __slots__ = ("_closing", "_handler_timeout", "_live", "_lock", "_logger", "_workers")
 
-    def __init__(
-        self, client: Client, loop: _Loop, *, handler_timeout: float, logger: logging.Logger
-    ) -> None:
-        super().__init__(client, loop)
+    _handler_timeout: float
+    _logger: logging.Logger
+    _lock: threading.Lock
+    _closing: bool
+    _workers: dict[int, _Worker]  # by listener id, while registered
+    _live: set[_Worker]  # every worker whose thread has not ended
+
+    @classmethod
+    def _open(
+        cls, client: Client, loop: _Loop, *, handler_timeout: float, logger: logging.Logger
+    ) -> BlockingClient:
+        self = cls._of(client, loop)
         self._handler_timeout = handler_timeout
         self._logger = logger
         self._lock = threading.Lock()
         self._closing = False
-        self._workers: dict[int, _Worker] = {}  # by listener id, while registered
-        self._live: set[_Worker] = set()  # every worker whose thread has not ended
+        self._workers = {}
+        self._live = set()
+        return self
 
     def __repr__(self) -> str:
         return repr(self._target).replace("realtime_pubsub.Client", __name__ + ".BlockingClient")
@@ -569,7 +585,7 @@ class BlockingClient(_Bridge[Client]):
 
         Arguments and errors as for :meth:`Client.publish <realtime_pubsub.Client.publish>`.
         """
-        return BlockingReceipt(receipt, self._loop)
+        return BlockingReceipt._of(receipt, self._loop)
 
     @_mirror(Client.send)
     def send(self, receipt: Receipt) -> BlockingReceipt:
@@ -578,7 +594,7 @@ class BlockingClient(_Bridge[Client]):
 
         Arguments and errors as for :meth:`Client.send <realtime_pubsub.Client.send>`.
         """
-        return BlockingReceipt(receipt, self._loop)
+        return BlockingReceipt._of(receipt, self._loop)
 
     # ------------------------------------------------------------------ listening
 
@@ -597,7 +613,7 @@ class BlockingClient(_Bridge[Client]):
         subscribe, ``max_buffer`` bounds what may pile up, ``overflow`` says what happens
         then. Raises :class:`ValueError` for a bad pattern.
         """
-        return BlockingMessages(listening, self._loop)
+        return BlockingMessages._of(listening, self._loop)
 
     # ------------------------------------------------------------------ callbacks
 
@@ -644,7 +660,9 @@ class BlockingClient(_Bridge[Client]):
         Raises :class:`~realtime_pubsub.WaitTimeout` after ``timeout`` seconds; see
         :meth:`Client.wait_for <realtime_pubsub.Client.wait_for>`.
         """
-        return BlockingMessage(value, self._loop) if isinstance(value, IncomingMessage) else value
+        return (
+            BlockingMessage._of(value, self._loop) if isinstance(value, IncomingMessage) else value
+        )
 
     def _add_handler(self, pattern: str, handler: Handler, *, once: bool) -> int:
         if not callable(handler):
@@ -673,7 +691,7 @@ class BlockingClient(_Bridge[Client]):
 
         async def relay(value: object, *_: object) -> None:
             if isinstance(value, IncomingMessage):
-                message = BlockingMessage(value, loop)
+                message = BlockingMessage._of(value, loop)
                 call = functools.partial(handler, message, message.reply)
             else:
                 call = functools.partial(handler, value)
@@ -766,7 +784,7 @@ def connect(
                 with portal.wrap_async_context_manager(
                     async_connect(url_provider, **options)
                 ) as async_client:
-                    client = BlockingClient(
+                    client = BlockingClient._open(
                         async_client, loop, handler_timeout=handler_timeout, logger=logger
                     )
                     try:

@@ -207,11 +207,22 @@ def test_plain_code_replies_from_a_loop_and_from_a_handler(gate: Gate) -> None:
             request.reply(request.payload.upper()).wait_for_ack(timeout=10)
         assert receipt.wait_for_reply(timeout=10).data == "HI"
 
-        caller_receipt = caller.send("again", message_type="later")
-        message = service.wait_for("secure/inbound.later", timeout=10)
+        # wait_for() registers itself at a moment of its own: send until it has one.
+        got: list[Any] = []
+        waiter = threading.Thread(
+            target=lambda: got.append(service.wait_for("secure/inbound.later", timeout=10))
+        )
+        waiter.start()
+        sent = {}
+        while waiter.is_alive():
+            receipt = caller.send("again", message_type="later")
+            sent[receipt.id] = receipt
+            waiter.join(0.02)
+        [message] = got
         assert isinstance(message, BlockingMessage)
+        assert message.id is not None
         message.reply("from wait_for")
-        assert caller_receipt.wait_for_reply(timeout=10).data == "from wait_for"
+        assert sent[message.id].wait_for_reply(timeout=10).data == "from wait_for"
 
 
 # --------------------------------------------------------------------------- handlers
