@@ -10,6 +10,7 @@ import logging
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -415,7 +416,11 @@ def test_a_handler_that_outlives_handler_timeout_is_left_to_finish(
         client.on("chat.*", handler)
         client.publish("chat", 1)
         assert running.wait(10)
-        [worker] = [t for t in threading.enumerate() if "handler" in t.name]
+        [worker] = [
+            t
+            for t in threading.enumerate()
+            if t.name.startswith("realtime_pubsub.blocking handler")
+        ]
     assert worker.is_alive()
     assert any("still running" in record.getMessage() for record in caplog.records)
     release.set()
@@ -426,6 +431,12 @@ def test_a_handler_that_outlives_handler_timeout_is_left_to_finish(
 
 def test_no_thread_is_left_behind(gate: Gate) -> None:
     before = set(threading.enumerate())
+    running = threading.Event()
+
+    def busy(message: BlockingMessage, reply: Any) -> None:
+        running.set()
+        time.sleep(0.2)  # still running when the block ends: leaving it waits
+
     with gate.connect() as client, gate.connect() as other:
         subscribed(gate, client, "chat")
         handled = Recorder()
@@ -439,6 +450,9 @@ def test_no_thread_is_left_behind(gate: Gate) -> None:
             other.publish("chat", 1)
             next(messages)
         handled.wait(4)
+        client.on("chat.*", busy)
+        other.publish("chat", 2)
+        assert running.wait(10)
         during = {t.name for t in set(threading.enumerate()) - before}
         assert "realtime_pubsub.blocking event loop" in during
     assert set(threading.enumerate()) - before == set()
@@ -463,6 +477,26 @@ def test_another_threads_listener_ends_when_the_block_closes(gate: Gate) -> None
         assert listening.wait(10)
     thread.join(10)
     assert ended == ["iteration", "block"]
+
+
+def test_a_listener_left_open_in_another_thread_does_not_hold_up_closing(gate: Gate) -> None:
+    entered, closed = threading.Event(), threading.Event()
+    ended: list[Any] = []
+
+    def consume(client: BlockingClient) -> None:
+        with client.listen("chat.*") as messages:
+            entered.set()
+            closed.wait(30)  # still inside the block when the client closes
+            ended.append(list(messages))
+        ended.append("left")
+
+    with gate.connect() as client:
+        thread = threading.Thread(target=consume, args=(client,))
+        thread.start()
+        assert entered.wait(10)
+    closed.set()
+    thread.join(10)
+    assert ended == [[], "left"]
 
 
 @pytest.fixture(autouse=True)
