@@ -15,7 +15,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-import httpx2
+import httpx
 import pytest
 import trio
 import trio.testing
@@ -82,7 +82,7 @@ def test_starlette_app_served_by_hypercorn(gate: Gate) -> None:
     ]
     with running(command, pipe="stderr") as (server, log):
         port = log.until(r"Running on http://127\.0\.0\.1:(\d+)").group(1)
-        with httpx2.Client(base_url=f"http://127.0.0.1:{port}", timeout=20) as http:
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=20) as http:
             with http.stream("GET", "/topics/alerts/events") as events:
                 lines = events.iter_lines()
                 assert next(lines) == ": following"
