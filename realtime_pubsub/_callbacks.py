@@ -73,6 +73,11 @@ class _Callback:
     def close(self) -> None:
         self.sender.close()
 
+    def discard(self) -> None:
+        """Stop at once: what is still queued is dropped."""
+        self.sender.close()
+        self.queue.close()
+
 
 class _Waiter:
     """The one-shot sink behind wait_for()."""
@@ -129,12 +134,13 @@ class Callbacks:
         return callback.id
 
     def remove(self, listener_id: int) -> bool:
-        """Unregister a handler; False if there was none under that id."""
+        """Unregister a handler: it is not called again (a call in progress finishes);
+        False if there was none under that id."""
         callback = self._callbacks.pop(listener_id, None)
         if callback is None:
             return False
         self._router.remove(callback.pattern, callback)
-        callback.close()
+        callback.discard()
         return True
 
     async def wait_for(self, event: str, timeout: float | None) -> Any:

@@ -467,7 +467,9 @@ class Client:
         return self._add_callback(pattern, handler, once=True)
 
     def off(self, listener_id: int) -> bool:
-        """Remove a handler added with :meth:`on` or :meth:`once`; False if there was none."""
+        """Remove a handler added with :meth:`on` or :meth:`once`: it is not called again
+        (a call in progress finishes; events still queued for it are dropped). Returns
+        False if there was no such handler."""
         return self._callbacks.remove(listener_id)
 
     async def wait_for(self, event: str, timeout: float | None = None) -> Any:

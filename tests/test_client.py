@@ -480,6 +480,28 @@ async def test_on_off_once_and_wait_for(realtime_pubsub_gateway: Gateway) -> Non
     assert first == [1]
 
 
+async def test_off_drops_what_is_still_queued_for_the_handler(
+    realtime_pubsub_gateway: Gateway,
+) -> None:
+    async with client_for(realtime_pubsub_gateway) as client:
+        await client.subscribe("c")
+        seen: list[Any] = []
+        release = anyio.Event()
+
+        async def handler(message: IncomingMessage, reply: Any) -> None:
+            seen.append(message.payload)
+            await release.wait()
+
+        listener = client.on("c.*", handler)
+        for i in range(3):
+            # The gateway delivers a message before its ack: once acked, it is queued.
+            await (await client.publish("c", i)).wait_for_ack()
+        assert client.off(listener)
+        release.set()
+        await anyio.wait_all_tasks_blocked()
+    assert seen == [0]
+
+
 async def test_wait_for_times_out(realtime_pubsub_gateway: Gateway) -> None:
     async with client_for(realtime_pubsub_gateway) as client:
         with pytest.raises(WaitTimeout):
