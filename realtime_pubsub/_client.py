@@ -389,7 +389,7 @@ class Client:
             )
         self._check_open()
         while True:
-            session = await self._open_session()
+            session = self._session or await self._open_session()
             # The slot exists before the first byte is written: an ack or reply racing back
             # before the caller awaits it is kept.
             receipt = self._pending.register(message_id)

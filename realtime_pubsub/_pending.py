@@ -176,7 +176,11 @@ class Receipt:
         what: str,
     ) -> object:
         try:
-            with anyio.move_on_after(timeout):
+            if shot.done or timeout is None:
+                return await shot.wait()
+            # A cancel scope of our own rather than move_on_after(): this runs for every
+            # message someone waits for, and that context manager costs a generator.
+            with anyio.CancelScope(deadline=anyio.current_time() + timeout):
                 return await shot.wait()
             raise timeout_error(f"no {what} for message {self.id!r} within {timeout} s")
         except BaseException:

@@ -419,7 +419,7 @@ def parse_gateway_frame(
             raise ProtocolError("ack frame carries no message id")
         return Ack(acked, raw=frame)
 
-    message = IncomingMessage(topic, message_type, body, compression, frame, replier)
+    message = IncomingMessage._from_frame(topic, message_type, body, compression, frame, replier)
     payload = message.payload
     if (
         message_type == "response"

@@ -36,7 +36,7 @@ from ._errors import (
     HandshakeError,
     RealtimePubSubError,
 )
-from ._tasks import is_cancellation, task_group
+from ._tasks import Mutex, is_cancellation, task_group
 from ._urls import mask_url, redact, secrets_of, validate_url
 from ._wsio import CLIENT_READ_SIZE, DataMessage, WebSocketIO
 
@@ -229,7 +229,7 @@ class _SansIOConnection:
         self._backlog = backlog
         self._pings: dict[bytes, anyio.Event] = {}
         # One reader at a time, the closing handshake included.
-        self._receiving = anyio.Lock()
+        self._receiving = Mutex()
         ws.on_pong = self._on_pong
 
     @property
@@ -287,9 +287,7 @@ class _SansIOConnection:
             return messages
         # The lock is free but for the closing handshake: take it without a scheduling
         # round.
-        try:
-            self._receiving.acquire_nowait()
-        except anyio.WouldBlock:
+        if not self._receiving.acquire_nowait():
             await self._receiving.acquire()
         try:
             protocol = self._ws.protocol
@@ -323,9 +321,12 @@ class _SansIOConnection:
                 if protocol.state is State.OPEN and not ws.broken:
                     protocol.send_close(code, reason)
                     await ws.flush()
-                async with self._receiving:
+                await self._receiving.acquire()
+                try:
                     while protocol.state is not State.CLOSED and not ws.broken:
                         await ws.receive_events()
+                finally:
+                    self._receiving.release()
         except _STREAM_GONE:
             pass
         finally:

@@ -25,6 +25,8 @@ from websockets.frames import Frame, Opcode
 from websockets.protocol import SEND_EOF, Protocol, Side, State
 from websockets.protocol import Event as WebSocketEvent
 
+from ._tasks import Mutex
+
 __all__ = ["CLIENT_READ_SIZE", "SERVER_READ_SIZE", "DataMessage", "WebSocketIO", "server_frame"]
 
 #: Bytes asked of the stream per read. The client reads less than the gateway: every
@@ -112,9 +114,10 @@ class WebSocketIO:
         self._unpause: anyio.CancelScope | None = None
         self._held: list[bytes] = []
         # Writing. Running totals of the bytes of data messages queued and written.
-        self._send_lock = anyio.Lock()
+        self._send_lock = Mutex()
         self._wake = anyio.Event()
-        self._progress = anyio.Event()
+        # Made when somebody waits for a write to finish, set (and dropped) when one does.
+        self._progress: anyio.Event | None = None
         self._queued_total = 0
         self._written_total = 0
         self._writer_running = False
@@ -187,7 +190,7 @@ class WebSocketIO:
     def writer_idle(self) -> bool:
         """Whether nothing is being written or waiting to be: a sender may then write its
         frame itself, sparing the hand-over to the writer task (latency)."""
-        return not self._send_lock.locked() and not self._wake.is_set()
+        return not self._send_lock.locked and not self._wake.is_set()
 
     def flush_soon(self) -> None:
         """Ask :meth:`run_writer` to write what is queued. Never blocks."""
@@ -206,7 +209,7 @@ class WebSocketIO:
             pass
         finally:
             self._writer_running = False
-            self._progress.set()  # drain() waiters: nobody else will write now
+            self._progressed()  # drain() waiters: nobody else will write now
 
     async def drain(self) -> None:
         """Wait until everything queued before the call has been written, by whoever
@@ -217,6 +220,8 @@ class WebSocketIO:
             if self.broken:
                 raise anyio.BrokenResourceError("the stream closed before the data was written")
             if self._writer_running:
+                if self._progress is None:
+                    self._progress = anyio.Event()
                 await self._progress.wait()
             else:
                 await self.flush()
@@ -229,9 +234,7 @@ class WebSocketIO:
         """
         # The lock is free nearly always (one writer task): take it without the scheduling
         # round that an awaited acquire costs.
-        try:
-            self._send_lock.acquire_nowait()
-        except anyio.WouldBlock:
+        if not self._send_lock.acquire_nowait():
             await self._send_lock.acquire()
         try:
             while self._resumed is not None:
@@ -262,8 +265,7 @@ class WebSocketIO:
                     f"a write took longer than {self._write_timeout} s"
                 )
             self._written_total = taken
-            progress, self._progress = self._progress, anyio.Event()
-            progress.set()
+            self._progressed()
         finally:
             self._send_lock.release()
 
@@ -274,10 +276,15 @@ class WebSocketIO:
         with contextlib.suppress(NotImplementedError, TypeError, *_STREAM_GONE):
             await self.stream.send_eof()
 
+    def _progressed(self) -> None:
+        progress, self._progress = self._progress, None
+        if progress is not None:
+            progress.set()
+
     def _stop_writing(self) -> None:
         if not self.broken:
             self.broken = True
-            self._progress.set()
+            self._progressed()
             self._wake.set()
 
     # ------------------------------------------------------------------ reading
