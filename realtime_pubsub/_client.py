@@ -167,6 +167,7 @@ class Client:
         self._exits = AsyncExitStack()
         self._task_group = await self._exits.enter_async_context(task_group())
         self._task_group.start_soon(self._supervise, name=f"{self._name}.supervisor")
+        self._task_group.start_soon(self._pending.clock.run, name=f"{self._name}.clock")
         try:
             while self._state is ConnectionState.CONNECTING:
                 await self._state_changed.wait()

@@ -1,31 +1,93 @@
-"""Ack and reply slots, keyed by message id.
+"""Ack and reply slots, keyed by message id, and the clock that times the waits on them.
 
 ``publish`` and ``send`` register a slot *before* the frame is written, so an ack or a reply
 that arrives before anybody waits is kept. The table holds slots weakly: a :class:`Receipt`
 is the only strong reference, so a receipt nobody keeps frees its slot at once, and memory
 does not grow with messages nobody waits for.
+
+A wait with a timeout is timed by the table's :class:`Clock`, one task for all of them,
+rather than by a cancel scope of its own: a cancel scope with a deadline costs more than
+all the rest of a request/reply round trip's bookkeeping put together.
 """
 
 from __future__ import annotations
 
+import heapq
+import math
 import weakref
 from collections.abc import Callable
+from typing import Final
 
 import anyio
 
 from ._errors import AckTimeout, ReplyTimeout
 from ._messages import Ack, ResponseMessage
 
-__all__ = ["PendingTable", "Receipt"]
+__all__ = ["Clock", "PendingTable", "Receipt"]
 
 
 ErrorFactory = Callable[[], BaseException]
 
+#: The clock's resolution (seconds): a wait times out at most this much late. Deadlines
+#: that fall in the same tick share one entry, so the clock wakes at most this often.
+TICK: Final = 1 / 64
+
+
+class Clock:
+    """Wakes waits whose deadline has passed (it sets their event). :meth:`run` must run,
+    in a task of its own, for as long as anybody waits with a timeout."""
+
+    __slots__ = ("_next", "_ticks", "_wake", "_when")
+
+    def __init__(self) -> None:
+        self._ticks: dict[int, set[anyio.Event]] = {}
+        self._when: list[int] = []  # the ticks in _ticks (and some emptied since), a heap
+        self._next: float = math.inf  # the tick the clock sleeps until
+        self._wake: anyio.Event | None = None
+
+    def __len__(self) -> int:
+        return sum(map(len, self._ticks.values()))
+
+    def add(self, event: anyio.Event, deadline: float) -> int:
+        """Set ``event`` once ``deadline`` (in :func:`anyio.current_time`'s time) has
+        passed; returns the key to :meth:`remove` it with."""
+        tick = math.ceil(deadline / TICK)
+        events = self._ticks.get(tick)
+        if events is None:
+            events = self._ticks[tick] = set()
+            heapq.heappush(self._when, tick)
+            if tick < self._next and self._wake is not None:
+                self._wake.set()
+        events.add(event)
+        return tick
+
+    def remove(self, event: anyio.Event, tick: int) -> None:
+        """Forget ``event`` (its wait is over)."""
+        events = self._ticks.get(tick)
+        if events is not None:
+            events.discard(event)
+            if not events:
+                del self._ticks[tick]
+
+    async def run(self) -> None:
+        """Keep time until cancelled."""
+        when, ticks = self._when, self._ticks
+        while True:
+            self._wake = anyio.Event()
+            now = anyio.current_time()
+            while when and when[0] * TICK <= now:
+                for event in ticks.pop(heapq.heappop(when), ()):
+                    event.set()
+            self._next = when[0] if when else math.inf
+            with anyio.move_on_after(self._next * TICK - now):
+                await self._wake.wait()
+
 
 class _OneShot:
-    """A value delivered at most once, or an error; waited for by any number of tasks."""
+    """A value delivered at most once, or an error; waited for by any number of tasks,
+    each with a timeout of its own."""
 
-    __slots__ = ("_event", "done", "error", "value")
+    __slots__ = ("_waiting", "done", "error", "value")
 
     def __init__(self) -> None:
         self.value: object = None
@@ -33,25 +95,49 @@ class _OneShot:
         # tracebacks of different tasks never pile up on one shared instance.
         self.error: ErrorFactory | None = None
         self.done = False
-        self._event: anyio.Event | None = None
+        self._waiting: list[anyio.Event] | None = None
 
     def set(self, value: object) -> None:
         if not self.done:
             self.value, self.done = value, True
-            if self._event is not None:
-                self._event.set()
+            self._wake_all()
 
     def fail(self, error: ErrorFactory) -> None:
         if not self.done:
             self.error, self.done = error, True
-            if self._event is not None:
-                self._event.set()
+            self._wake_all()
 
-    async def wait(self) -> object:
+    def _wake_all(self) -> None:
+        waiting, self._waiting = self._waiting, None
+        if waiting is not None:
+            for event in waiting:
+                event.set()
+
+    async def wait(self, clock: Clock, deadline: float | None) -> bool:
+        """Wait for the value or the error until ``deadline`` (None: no limit); whether it
+        came (then :meth:`result` has it)."""
         if not self.done:
-            if self._event is None:
-                self._event = anyio.Event()
-            await self._event.wait()
+            event = anyio.Event()
+            if self._waiting is None:
+                self._waiting = []
+            self._waiting.append(event)
+            tick = None if deadline is None else clock.add(event, deadline)
+            try:
+                await event.wait()
+            finally:
+                if tick is not None:
+                    clock.remove(event, tick)
+                if self._waiting is not None and event in self._waiting:
+                    self._waiting.remove(event)
+        return self.done
+
+    @property
+    def waited(self) -> bool:
+        """Whether some task waits for it now."""
+        return bool(self._waiting)
+
+    def result(self) -> object:
+        """The value, or raise the error (once :attr:`done`)."""
         if self.error is not None:
             raise self.error()
         return self.value
@@ -67,12 +153,15 @@ class _Slot:
 
 
 class PendingTable:
-    """The slots of the messages in flight on one client."""
+    """The slots of the messages in flight on one client. Its :attr:`clock` must run (in
+    a task of the client's) while anybody waits with a timeout."""
 
-    __slots__ = ("_slots",)
+    __slots__ = ("_slots", "clock")
 
     def __init__(self) -> None:
         self._slots: weakref.WeakValueDictionary[str, _Slot] = weakref.WeakValueDictionary()
+        #: Times the waits on this table's receipts.
+        self.clock = Clock()
 
     def __len__(self) -> int:
         return len(self._slots)
@@ -150,7 +239,8 @@ class Receipt:
         wait as long as the connection lives; the application may have acks disabled, so
         prefer a timeout), and :class:`~realtime_pubsub.ConnectionClosed` at once if the
         connection the message went out on dies first: the ack can no longer arrive.
-        After a timeout or a cancellation the receipt is done with: its slot is freed.
+        After a timeout or a cancellation the receipt is done with: its slot is freed
+        (once no other task waits on it).
         """
         value = await self._wait(self._slot.ack, timeout, AckTimeout, "acknowledgement")
         assert isinstance(value, Ack)
@@ -162,7 +252,8 @@ class Receipt:
         Raises :class:`~realtime_pubsub.ReplyTimeout` after ``timeout`` seconds and
         :class:`~realtime_pubsub.ConnectionClosed` at once if the connection dies first
         (replies are addressed to the connection, so they can no longer arrive). The slot
-        is freed when the reply arrives, on a timeout and on a cancellation.
+        is freed when the reply arrives, and on a timeout or a cancellation once no other
+        task waits on it.
         """
         value = await self._wait(self._slot.reply, timeout, ReplyTimeout, "reply")
         assert isinstance(value, ResponseMessage)
@@ -176,13 +267,12 @@ class Receipt:
         what: str,
     ) -> object:
         try:
-            if shot.done or timeout is None:
-                return await shot.wait()
-            # A cancel scope of our own rather than move_on_after(): this runs for every
-            # message someone waits for, and that context manager costs a generator.
-            with anyio.CancelScope(deadline=anyio.current_time() + timeout):
-                return await shot.wait()
-            raise timeout_error(f"no {what} for message {self.id!r} within {timeout} s")
+            deadline = None if timeout is None else anyio.current_time() + timeout
+            if not await shot.wait(self._table.clock, deadline):
+                raise timeout_error(f"no {what} for message {self.id!r} within {timeout} s")
+            return shot.result()
         except BaseException:
-            self._table.discard(self)
+            # Done with, unless another task still waits on this receipt.
+            if not (self._slot.ack.waited or self._slot.reply.waited):
+                self._table.discard(self)
             raise

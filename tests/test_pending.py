@@ -1,16 +1,27 @@
-"""The ack and reply slots (realtime_pubsub._pending), on their own."""
+"""The ack and reply slots (realtime_pubsub._pending) and their clock, on their own."""
 
 from __future__ import annotations
 
 import gc
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 
 import anyio
 import pytest
 
 from realtime_pubsub import Ack, AckTimeout, ConnectionClosed, ReplyTimeout, ResponseMessage
-from realtime_pubsub._pending import PendingTable
+from realtime_pubsub._pending import TICK, Clock, PendingTable
 
 pytestmark = pytest.mark.anyio
+
+
+@asynccontextmanager
+async def running(table: PendingTable) -> AsyncIterator[PendingTable]:
+    """``table`` with its clock running, as the client runs it."""
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(table.clock.run)
+        yield table
+        tg.cancel_scope.cancel()
 
 
 async def test_an_ack_delivered_before_the_wait_is_kept() -> None:
@@ -66,24 +77,69 @@ async def test_fail_all_fails_every_waiter_with_an_exception_of_its_own() -> Non
 
 
 async def test_a_timeout_raises_and_frees_the_slot() -> None:
-    table = PendingTable()
-    receipt = table.register("m1")
-    with pytest.raises(AckTimeout, match="m1"):
-        await receipt.wait_for_ack(timeout=0.01)
-    assert len(table) == 0
-    other = table.register("m2")
-    with pytest.raises(ReplyTimeout):
-        await other.wait_for_reply(timeout=0.01)
-    assert len(table) == 0
+    async with running(PendingTable()) as table:
+        receipt = table.register("m1")
+        started = anyio.current_time()
+        with anyio.fail_after(5), pytest.raises(AckTimeout, match="m1"):
+            await receipt.wait_for_ack(timeout=0.05)
+        assert anyio.current_time() - started >= 0.05
+        assert len(table) == 0
+        other = table.register("m2")
+        with anyio.fail_after(5), pytest.raises(ReplyTimeout):
+            await other.wait_for_reply(timeout=0.01)
+        assert len(table) == 0
+        assert len(table.clock) == 0
+
+
+async def test_waits_with_different_timeouts_on_one_receipt_time_out_apart() -> None:
+    async with running(PendingTable()) as table:
+        receipt = table.register("m1")
+        outcomes: list[str] = []
+
+        async def wait(timeout: float) -> None:
+            try:
+                await receipt.wait_for_ack(timeout=timeout)
+                outcomes.append(f"acked {timeout}")
+            except AckTimeout:
+                outcomes.append(f"timed out {timeout}")
+
+        with anyio.fail_after(5):
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(wait, 0.02)
+                tg.start_soon(wait, 60)
+                await anyio.sleep(0.2)
+                table.ack(Ack("m1"))
+        assert outcomes == ["timed out 0.02", "acked 60"]
+
+
+async def test_the_clock_forgets_waits_that_are_over() -> None:
+    clock = Clock()
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(clock.run)
+        early, late = anyio.Event(), anyio.Event()
+        tick = clock.add(late, anyio.current_time() + 60)
+        clock.add(early, anyio.current_time() + 0.01)  # earlier: wakes the sleeping clock
+        with anyio.fail_after(5):
+            await early.wait()
+        assert not late.is_set()
+        clock.remove(late, tick)
+        assert len(clock) == 0
+        # A deadline already past fires at the next tick.
+        past = anyio.Event()
+        clock.add(past, anyio.current_time() - 1)
+        with anyio.fail_after(5 + TICK):
+            await past.wait()
+        tg.cancel_scope.cancel()
 
 
 async def test_a_cancelled_wait_frees_the_slot() -> None:
-    table = PendingTable()
-    receipt = table.register("m1")
-    with anyio.move_on_after(0.01):
-        await receipt.wait_for_reply(timeout=None)
-    assert len(table) == 0
-    assert table.reply(ResponseMessage(id="m1", data=1)) is False
+    async with running(PendingTable()) as table:
+        receipt = table.register("m1")
+        with anyio.move_on_after(0.01):
+            await receipt.wait_for_reply(timeout=30)
+        assert len(table) == 0
+        assert len(table.clock) == 0
+        assert table.reply(ResponseMessage(id="m1", data=1)) is False
 
 
 def test_a_receipt_nobody_keeps_frees_its_slot() -> None:
