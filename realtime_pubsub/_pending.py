@@ -1,9 +1,9 @@
 """Ack and reply slots, keyed by message id, and the clock that times the waits on them.
 
 ``publish`` and ``send`` register a slot *before* the frame is written, so an ack or a reply
-that arrives before anybody waits is kept. The table holds slots weakly: a :class:`Receipt`
-is the only strong reference, so a receipt nobody keeps frees its slot at once, and memory
-does not grow with messages nobody waits for.
+that arrives before anybody waits is kept. A slot lives as long as its :class:`Receipt`: a
+receipt nobody keeps frees its slot at once (its finalizer does), so memory does not grow
+with messages nobody waits for.
 
 A wait with a timeout is timed by the table's :class:`Clock`, one task for all of them,
 rather than by a cancel scope of its own: a cancel scope with a deadline costs more than
@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import heapq
 import math
-import weakref
 from collections.abc import Callable
 from typing import Final
 
@@ -144,7 +143,7 @@ class _OneShot:
 
 
 class _Slot:
-    __slots__ = ("__weakref__", "ack", "id", "reply")
+    __slots__ = ("ack", "id", "reply")
 
     def __init__(self, message_id: str) -> None:
         self.id = message_id
@@ -159,7 +158,9 @@ class PendingTable:
     __slots__ = ("_slots", "clock")
 
     def __init__(self) -> None:
-        self._slots: weakref.WeakValueDictionary[str, _Slot] = weakref.WeakValueDictionary()
+        # Freed by the receipts' finalizers (a weak dictionary costs a Python call per
+        # access; this is every publish's path).
+        self._slots: dict[str, _Slot] = {}
         #: Times the waits on this table's receipts.
         self.clock = Clock()
 
@@ -177,9 +178,9 @@ class PendingTable:
 
     def discard(self, receipt: Receipt) -> None:
         """Forget ``receipt``'s slot (if it is still the one registered under its id)."""
-        slot = receipt._slot
-        if self._slots.get(slot.id) is slot:
-            del self._slots[slot.id]
+        slot, slots = receipt._slot, self._slots
+        if slots.get(slot.id) is slot:
+            del slots[slot.id]
 
     def ack(self, ack: Ack) -> bool:
         """Deliver an ack; False when nobody holds a receipt for it."""
@@ -222,6 +223,9 @@ class Receipt:
     def __init__(self, slot: _Slot, table: PendingTable) -> None:
         self._slot = slot
         self._table = table
+
+    def __del__(self) -> None:
+        self._table.discard(self)
 
     def __repr__(self) -> str:
         state = "acked" if self._slot.ack.done and self._slot.ack.error is None else "pending"

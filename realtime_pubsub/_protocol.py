@@ -20,6 +20,7 @@ from ._messages import (
     IncomingMessage,
     Replier,
     ResponseMessage,
+    client_info,
 )
 
 __all__ = [
@@ -419,23 +420,20 @@ def parse_gateway_frame(
             raise ProtocolError("ack frame carries no message id")
         return Ack(acked, raw=frame)
 
-    message = IncomingMessage._from_frame(topic, message_type, body, compression, frame, replier)
-    payload = message.payload
-    if (
-        message_type == "response"
-        and topic.startswith(PRIVATE_PREFIX)
-        and isinstance(payload, dict)
-        and isinstance(request_id := payload.get("id"), str)
-    ):
-        status = payload.get("status")
-        return ResponseMessage(
-            id=request_id,
-            data=payload.get("data"),
-            status=status if isinstance(status, str) else "ok",
-            client=message.client,
-            topic=topic,
-            raw=frame,
-        )
+    if message_type == "response" and topic.startswith(PRIVATE_PREFIX) and type(body) is dict:
+        # A reply: read straight from the frame (this is every request/reply's path).
+        wrapped = "payload" in body or "client" in body
+        payload = body.get("payload") if wrapped else body
+        if type(payload) is dict and type(request_id := payload.get("id")) is str:
+            status = payload.get("status")
+            return ResponseMessage(
+                id=request_id,
+                data=payload.get("data"),
+                status=status if type(status) is str else "ok",
+                client=client_info(body.get("client")) if wrapped else None,
+                topic=topic,
+                raw=frame,
+            )
     # A "response" that names no request cannot be correlated, and an "ack" or "welcome"
     # elsewhere is somebody's own message type: deliver them as ordinary messages.
-    return message
+    return IncomingMessage._from_frame(topic, message_type, body, compression, frame, replier)
