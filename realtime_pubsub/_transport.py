@@ -204,16 +204,18 @@ class _SansIOConnection:
             except (anyio.BrokenResourceError, anyio.ClosedResourceError, OSError) as exc:
                 raise self._closed() from exc
             return
-        ws.flush_soon(len(data))
-        if ws.queued > _HIGH_WATER:
-            await ws.wait_drained()
-            if ws.broken:
-                raise self._closed()
+        ws.flush_soon()
+        if ws.buffered > _HIGH_WATER:
+            try:
+                await ws.drain()
+            except anyio.BrokenResourceError as exc:
+                raise self._closed() from exc
 
     async def drain(self) -> None:
-        await self._ws.drain()
-        if self._ws.broken:
-            raise self._closed()
+        try:
+            await self._ws.drain()
+        except anyio.BrokenResourceError as exc:
+            raise self._closed() from exc
 
     async def receive(self) -> list[DataMessage]:
         if self._backlog:

@@ -2,15 +2,21 @@
 I/O glue under both the client transport and the local gateway.
 
 The protocol object is only ever touched synchronously between awaits, so any task may
-queue frames on it (``protocol.send_text(...)``); :meth:`WebSocketIO.flush` then writes
-everything queued, in order, under one lock. Queued chunks are joined into a single write,
-which keeps small-message throughput close to the socket's.
+queue frames on it (:meth:`WebSocketIO.send_message`); whoever flushes then writes
+everything queued, in order, under one lock, joined into a single write, which keeps
+small-message throughput close to the socket's. Normally that is the writer task
+(:meth:`WebSocketIO.run_writer`), woken by :meth:`WebSocketIO.flush_soon`; a sender may
+write itself when the writer is idle. While a writer task runs, the reader never writes:
+what the protocol answers by itself (pongs, the echo of a close frame) is handed to the
+writer, so a peer that stops reading can never stall the reading side.
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
 from collections.abc import Callable
+from typing import Final, NamedTuple
 
 import anyio
 import anyio.abc
@@ -19,19 +25,35 @@ from websockets.frames import Frame, Opcode
 from websockets.protocol import SEND_EOF, Protocol, Side, State
 from websockets.protocol import Event as WebSocketEvent
 
-__all__ = ["WebSocketIO", "server_frame"]
+__all__ = ["CLIENT_READ_SIZE", "SERVER_READ_SIZE", "DataMessage", "WebSocketIO", "server_frame"]
 
 #: Bytes asked of the stream per read. The client reads less than the gateway: every
 #: message of one read is alive until its consumer runs, and handing consumers a few dozen
 #: messages at a time lets them die young, before the garbage collector has to promote (and
 #: later traverse) them; with 64 KiB reads the collector costs more than everything else.
-SERVER_READ_SIZE = 65536
-CLIENT_READ_SIZE = 8192
+SERVER_READ_SIZE: Final = 65536
+CLIENT_READ_SIZE: Final = 8192
+#: What a paused connection may hold back unprocessed before it stops reading.
+_PAUSED_HOLD_LIMIT: Final = 1 << 20
 _TEXT, _BINARY, _CONT, _PONG = Opcode.TEXT, Opcode.BINARY, Opcode.CONT, Opcode.PONG
+_STREAM_GONE: Final = (anyio.BrokenResourceError, anyio.ClosedResourceError, OSError)
 
-#: A complete data message: its content (bytes, or str from transports that decode text
-#: frames) and whether it came as a binary frame.
-DataMessage = tuple["bytes | bytearray | memoryview | str", bool]
+
+class DataMessage(NamedTuple):
+    """A complete data message, as a transport hands it to the client."""
+
+    #: The message's content: bytes (text frames too: the JSON parser takes UTF-8 bytes
+    #: as they are), or str from transports that decode text frames themselves.
+    data: bytes | bytearray | memoryview | str
+    #: Whether it came as a binary frame (the gateway's "compress: true" deliveries).
+    binary: bool
+
+
+# The reader builds one per message received: tuple.__new__ spares the NamedTuple's own
+# __new__, a Python-level call.
+_data_message: Callable[[tuple[bytes | bytearray | memoryview | str, bool]], DataMessage] = (
+    functools.partial(tuple.__new__, DataMessage)
+)
 
 
 def server_frame(data: bytes, *, binary: bool = False) -> bytes:
@@ -41,19 +63,26 @@ def server_frame(data: bytes, *, binary: bool = False) -> bytes:
 
 class WebSocketIO:
     """Feeds bytes from ``stream`` into ``protocol``, reassembles data messages, and writes
-    the protocol's output back."""
+    the protocol's output back.
+
+    ``write_timeout`` bounds every write: one that takes longer (a peer that stopped
+    reading) closes the stream, as a write that fails does.
+    """
 
     __slots__ = (
-        "_drained",
-        "_flushes_started",
-        "_flushes_written",
         "_fragment_binary",
         "_fragments",
-        "_queued",
+        "_held",
+        "_progress",
+        "_queued_total",
         "_read_size",
         "_resumed",
         "_send_lock",
+        "_unpause",
         "_wake",
+        "_write_timeout",
+        "_writer_running",
+        "_written_total",
         "broken",
         "on_pong",
         "protocol",
@@ -66,6 +95,7 @@ class WebSocketIO:
         stream: anyio.abc.ByteStream,
         *,
         read_size: int = SERVER_READ_SIZE,
+        write_timeout: float | None = None,
     ) -> None:
         # websockets logs every frame, and the handshake's URL with its access token, at
         # DEBUG: never let it, whatever the application's logging configuration.
@@ -73,18 +103,26 @@ class WebSocketIO:
         self.protocol = protocol
         self.stream = stream
         self._read_size = read_size
+        self._write_timeout = write_timeout
         self.on_pong: Callable[[bytes | bytearray | memoryview], None] | None = None
-        self._send_lock = anyio.Lock()
         self._fragments: list[bytes | bytearray | memoryview] | None = None
         self._fragment_binary = False
+        # Pausing (the gateway's half-open fault).
         self._resumed: anyio.Event | None = None
+        self._unpause: anyio.CancelScope | None = None
+        self._held: list[bytes] = []
+        # Writing. Running totals of the bytes of data messages queued and written.
+        self._send_lock = anyio.Lock()
         self._wake = anyio.Event()
-        self._drained = anyio.Event()
-        self._queued = 0
-        self._flushes_started = 0
-        self._flushes_written = 0
-        #: True once :meth:`run_writer` met a broken stream.
+        self._progress = anyio.Event()
+        self._queued_total = 0
+        self._written_total = 0
+        self._writer_running = False
+        #: True once the stream can take no more writes: a write failed or timed out, or
+        #: the stream was closed.
         self.broken = False
+
+    # ------------------------------------------------------------------ pausing
 
     @property
     def paused(self) -> bool:
@@ -92,9 +130,10 @@ class WebSocketIO:
         return self._resumed is not None
 
     def pause(self) -> None:
-        """Stop feeding received bytes to the protocol and stop writing, so nothing is
-        answered (not even pings) and nothing is sent: a half-open connection. What arrives
-        or is queued meanwhile is processed after :meth:`resume`."""
+        """Stop processing received bytes and stop writing, so nothing is answered (not
+        even pings) and nothing is sent: a half-open connection. What arrives or is queued
+        meanwhile is processed after :meth:`resume`. The stream is still read, so a peer
+        that closes its end is noticed."""
         if self._resumed is None:
             self._resumed = anyio.Event()
 
@@ -103,13 +142,13 @@ class WebSocketIO:
         resumed, self._resumed = self._resumed, None
         if resumed is not None:
             resumed.set()
+        if self._unpause is not None:
+            self._unpause.cancel()  # a read waiting while paused: go and process what it held
 
-    async def _wait_resumed(self) -> None:
-        while self._resumed is not None:
-            await self._resumed.wait()
+    # ------------------------------------------------------------------ writing
 
     def send_message(self, data: bytes, *, binary: bool = False, deflate: bool = False) -> None:
-        """Queue one data message (:meth:`flush` writes it).
+        """Queue one data message (a flush writes it).
 
         permessage-deflate, when negotiated, applies per message (RFC 7692 lets either side
         send any message uncompressed): ``deflate=False`` sends it as it is, which spares
@@ -122,11 +161,12 @@ class WebSocketIO:
                 protocol.send_binary(data)
             else:
                 protocol.send_text(data)
-            return
-        if protocol.state is not State.OPEN:
-            raise InvalidState(f"connection is {protocol.state.name.lower()}")
-        frame = Frame(_BINARY if binary else _TEXT, data)
-        protocol.writes.append(frame.serialize(mask=protocol.side is Side.CLIENT))
+        else:
+            if protocol.state is not State.OPEN:
+                raise InvalidState(f"connection is {protocol.state.name.lower()}")
+            frame = Frame(_BINARY if binary else _TEXT, data)
+            protocol.writes.append(frame.serialize(mask=protocol.side is Side.CLIENT))
+        self._queued_total += len(data)
 
     def send_server_frame(self, frame: bytes) -> None:
         """Queue a frame made by :func:`server_frame`. A server's frames are not masked, so
@@ -135,11 +175,13 @@ class WebSocketIO:
         if protocol.state is not State.OPEN:
             raise InvalidState(f"connection is {protocol.state.name.lower()}")
         protocol.writes.append(frame)
+        self._queued_total += len(frame)
 
-    # Writing: senders queue frames synchronously and call flush_soon(); one writer task
-    # (run_writer) writes everything queued in one go. Concurrent senders' frames are
-    # coalesced into few writes, a sender never waits for the socket unless the queue is
-    # over its high-water mark, and no write is ever cut in half by a sender's cancellation.
+    @property
+    def buffered(self) -> int:
+        """Bytes of data messages queued and not yet written to the stream, a write in
+        progress included."""
+        return self._queued_total - self._written_total
 
     @property
     def writer_idle(self) -> bool:
@@ -147,54 +189,43 @@ class WebSocketIO:
         frame itself, sparing the hand-over to the writer task (latency)."""
         return not self._send_lock.locked() and not self._wake.is_set()
 
-    @property
-    def queued(self) -> int:
-        """Bytes of data messages queued since the last flush."""
-        return self._queued
-
-    def flush_soon(self, size: int = 0) -> None:
-        """Ask :meth:`run_writer` to flush; ``size`` bytes were just queued. Never blocks."""
-        self._queued += size
+    def flush_soon(self) -> None:
+        """Ask :meth:`run_writer` to write what is queued. Never blocks."""
         self._wake.set()
 
-    async def wait_drained(self) -> None:
-        """Wait until the writer's next flush is done (or the stream broke)."""
-        if not self.broken:
-            await self._drained.wait()
-
-    async def drain(self) -> None:
-        """Wait until everything queued so far is written (or the stream broke)."""
-        # A flush that has not started yet will take what is queued; one in progress may
-        # already hold it. Wait for whichever it is to finish writing.
-        needed = self._flushes_started + (1 if self.protocol.writes else 0)
-        while self._flushes_written < needed and not self.broken:
-            await self.wait_drained()
-
     async def run_writer(self) -> None:
-        """Flush whenever :meth:`flush_soon` asks, until cancelled or the stream breaks
-        (then :attr:`broken` is set and whoever waits in :meth:`wait_drained` wakes)."""
+        """Write whenever :meth:`flush_soon` asks, until cancelled or the stream can take no
+        more writes. Whoever waits in :meth:`drain` is woken either way."""
+        self._writer_running = True
         try:
-            while True:
+            while not self.broken:
                 await self._wake.wait()
                 self._wake = anyio.Event()
-                self._queued = 0
                 await self.flush()
-                drained, self._drained = self._drained, anyio.Event()
-                drained.set()
-        except (anyio.BrokenResourceError, anyio.ClosedResourceError, OSError):
-            self.broken = True
-            self._drained.set()
+        except _STREAM_GONE:
+            pass
+        finally:
+            self._writer_running = False
+            self._progress.set()  # drain() waiters: nobody else will write now
 
-    @property
-    def closed(self) -> bool:
-        """True once the WebSocket connection has fully closed."""
-        return self.protocol.state is State.CLOSED
+    async def drain(self) -> None:
+        """Wait until everything queued before the call has been written, by whoever
+        flushed it (when no writer task runs, by this call); :class:`anyio.BrokenResourceError`
+        if the stream can take no more writes first."""
+        target = self._queued_total
+        while self._written_total < target:
+            if self.broken:
+                raise anyio.BrokenResourceError("the stream closed before the data was written")
+            if self._writer_running:
+                await self._progress.wait()
+            else:
+                await self.flush()
 
     async def flush(self) -> None:
         """Write everything the protocol has queued.
 
-        Raises :class:`anyio.BrokenResourceError` or :class:`anyio.ClosedResourceError`
-        when the stream is gone.
+        Raises :class:`anyio.BrokenResourceError` when the stream is gone, the write fails
+        or it takes longer than ``write_timeout`` (the stream is then closed).
         """
         # The lock is free nearly always (one writer task): take it without the scheduling
         # round that an awaited acquire costs.
@@ -203,54 +234,99 @@ class WebSocketIO:
         except anyio.WouldBlock:
             await self._send_lock.acquire()
         try:
-            if self._resumed is not None:
-                await self._wait_resumed()
+            while self._resumed is not None:
+                await self._resumed.wait()
+            if self.broken:
+                raise anyio.BrokenResourceError("the stream can take no more writes")
             chunks = self.protocol.data_to_send()
             if not chunks:
                 return
-            self._flushes_started += 1
-            flush = self._flushes_started
+            taken = self._queued_total
             data = b"".join(chunks)
             # A write cancelled halfway would leave half a frame on the wire and corrupt the
-            # stream for everybody; it finishes, or fails when the stream is closed under it.
-            with anyio.CancelScope(shield=True):
-                if data:
-                    await self.stream.send(data)
-                if chunks[-1] == SEND_EOF:
-                    # A best-effort half-close: TLS cannot half-close at all (and anyio's
-                    # TLSStream raises TypeError once its TLS object is gone); whoever owns
-                    # the stream closes it anyway.
-                    with contextlib.suppress(
-                        NotImplementedError,
-                        anyio.ClosedResourceError,
-                        anyio.BrokenResourceError,
-                        OSError,
-                        TypeError,
-                    ):
-                        await self.stream.send_eof()
-            self._flushes_written = flush
+            # stream for everybody: it finishes, fails, or times out (and the stream goes).
+            with anyio.CancelScope(shield=True) as scope:
+                if self._write_timeout is not None:
+                    scope.deadline = anyio.current_time() + self._write_timeout
+                try:
+                    if data:
+                        await self.stream.send(data)
+                    if chunks[-1] == SEND_EOF:
+                        await self._send_eof()
+                except _STREAM_GONE as exc:
+                    self._stop_writing()
+                    raise anyio.BrokenResourceError("the write failed") from exc
+            if scope.cancelled_caught:
+                await self.aclose()
+                raise anyio.BrokenResourceError(
+                    f"a write took longer than {self._write_timeout} s"
+                )
+            self._written_total = taken
+            progress, self._progress = self._progress, anyio.Event()
+            progress.set()
         finally:
             self._send_lock.release()
 
+    async def _send_eof(self) -> None:
+        # A best-effort half-close: TLS cannot half-close at all (and anyio's TLSStream
+        # raises TypeError once its TLS object is gone); whoever owns the stream closes it
+        # anyway.
+        with contextlib.suppress(NotImplementedError, TypeError, *_STREAM_GONE):
+            await self.stream.send_eof()
+
+    def _stop_writing(self) -> None:
+        if not self.broken:
+            self.broken = True
+            self._progress.set()
+            self._wake.set()
+
+    # ------------------------------------------------------------------ reading
+
+    @property
+    def closed(self) -> bool:
+        """True once the WebSocket connection has fully closed."""
+        return self.protocol.state is State.CLOSED
+
     async def receive_events(self) -> list[WebSocketEvent]:
-        """Read once from the stream, feed the protocol, answer what must be answered (pings,
-        close frames, a refused handshake) and return the protocol's events.
+        """Read once from the stream, feed the protocol and return its events. What the
+        protocol answers by itself (pongs, the echo of a close frame) goes to the writer
+        task, or is written here when none runs.
 
         End of stream, or a stream broken under us, is fed to the protocol as EOF; check
         :attr:`closed` afterwards.
         """
+        protocol = self.protocol
         try:
-            data = await self.stream.receive(self._read_size)
-        except (anyio.EndOfStream, anyio.BrokenResourceError):
-            self.protocol.receive_eof()
+            if self._resumed is None and not self._held:
+                data = await self.stream.receive(self._read_size)
+            else:
+                data = await self._receive_paused()
+        except (anyio.EndOfStream, *_STREAM_GONE):
+            protocol.receive_eof()
         else:
-            if self._resumed is not None:
-                await self._wait_resumed()
-            self.protocol.receive_data(data)
-        events = self.protocol.events_received()
-        if self.protocol.writes:
-            await self.flush()
+            if data:
+                protocol.receive_data(data)
+        events = protocol.events_received()
+        if protocol.writes:
+            if self._writer_running:
+                self.flush_soon()
+            else:
+                await self.flush()
         return events
+
+    async def _receive_paused(self) -> bytes:
+        """The read of a paused connection (or one with held bytes): keep reading, so that a
+        peer closing its end is noticed, but hold the bytes back until resumed."""
+        if self._resumed is None:
+            held, self._held = b"".join(self._held), []
+            return held
+        if sum(map(len, self._held)) >= _PAUSED_HOLD_LIMIT:
+            await self._resumed.wait()
+            return b""
+        with anyio.CancelScope() as self._unpause:
+            self._held.append(await self.stream.receive(self._read_size))
+        self._unpause = None
+        return b""
 
     async def receive_messages(self) -> list[DataMessage]:
         """Like :meth:`receive_events`, for an open connection: the complete data messages
@@ -267,20 +343,24 @@ class WebSocketIO:
             opcode = frame.opcode
             if opcode is _TEXT or opcode is _BINARY:
                 if frame.fin:
-                    messages.append((frame.data, opcode is _BINARY))
+                    messages.append(_data_message((frame.data, opcode is _BINARY)))
                 else:
                     self._fragments = [frame.data]
                     self._fragment_binary = opcode is _BINARY
             elif opcode is _CONT and self._fragments is not None:
                 self._fragments.append(frame.data)
                 if frame.fin:
-                    messages.append((b"".join(self._fragments), self._fragment_binary))
+                    joined = b"".join(self._fragments)
+                    messages.append(_data_message((joined, self._fragment_binary)))
                     self._fragments = None
             elif opcode is _PONG and self.on_pong is not None:
                 self.on_pong(frame.data)
         return messages
 
     async def aclose(self) -> None:
-        """Close the underlying stream at once (no closing handshake)."""
+        """Close the underlying stream at once (no closing handshake). Any task may call it:
+        a read or a write in progress elsewhere ends, and :meth:`drain` waiters wake."""
+        self._stop_writing()
         with anyio.CancelScope(shield=True):
-            await self.stream.aclose()
+            with contextlib.suppress(*_STREAM_GONE):
+                await self.stream.aclose()

@@ -91,7 +91,7 @@ class _TrioWebsocketConnection:
             message = await self._ws.get_message()
         except trio_websocket.ConnectionClosed:
             raise self._closed() from None
-        return [(message, isinstance(message, bytes))]
+        return [DataMessage(message, isinstance(message, bytes))]
 
     async def ping(self) -> anyio.Event:
         import trio_websocket

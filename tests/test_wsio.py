@@ -1,0 +1,237 @@
+"""The WebSocket I/O layer (realtime_pubsub._wsio) over a real loopback TCP connection, with
+websockets' sans-IO protocol objects on both ends, already open (no handshake)."""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import anyio
+import anyio.abc
+import pytest
+from anyio.abc import SocketAttribute
+from websockets.client import ClientProtocol
+from websockets.frames import Frame, Opcode
+from websockets.protocol import State
+from websockets.server import ServerProtocol
+from websockets.uri import parse_uri
+
+from realtime_pubsub._wsio import DataMessage, WebSocketIO
+
+pytestmark = pytest.mark.anyio
+
+BIG = b"x" * 65536
+
+
+@asynccontextmanager
+async def socket_pair() -> AsyncIterator[tuple[anyio.abc.SocketStream, anyio.abc.SocketStream]]:
+    """Both ends of one loopback TCP connection: (ours, the peer's)."""
+    async with await anyio.create_tcp_listener(local_host="127.0.0.1") as listener:
+        port = listener.extra(SocketAttribute.local_port)
+        ours = await anyio.connect_tcp("127.0.0.1", port)
+        peer = await listener.listeners[0].accept()  # type: ignore[attr-defined]
+        async with ours, peer:
+            yield ours, peer
+
+
+def client_ws(stream: anyio.abc.SocketStream, **kwargs: float) -> WebSocketIO:
+    protocol = ClientProtocol(parse_uri("ws://127.0.0.1/"), state=State.OPEN, max_size=None)
+    return WebSocketIO(protocol, stream, **kwargs)  # type: ignore[arg-type]
+
+
+@asynccontextmanager
+async def tasks(ws: WebSocketIO) -> AsyncIterator[anyio.abc.TaskGroup]:
+    """A task group for tasks that use ``ws``; on the way out the stream is closed first,
+    which is what ends a write stuck on a peer that does not read (it is shielded)."""
+    async with anyio.create_task_group() as tg:
+        try:
+            yield tg
+        finally:
+            await ws.aclose()
+            tg.cancel_scope.cancel()
+
+
+def shrink_buffers(ours: anyio.abc.SocketStream, peer: anyio.abc.SocketStream) -> None:
+    """Small kernel buffers, so that a peer that does not read blocks our writes soon."""
+    ours.extra(SocketAttribute.raw_socket).setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
+    peer.extra(SocketAttribute.raw_socket).setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+
+
+async def read_frames(peer: anyio.abc.SocketStream, count: int) -> list[Frame]:
+    """Read ``count`` frames as the server end would."""
+    protocol = ServerProtocol(state=State.OPEN, max_size=None)
+    frames: list[Frame] = []
+    while len(frames) < count:
+        protocol.receive_data(await peer.receive())
+        frames += [e for e in protocol.events_received() if isinstance(e, Frame)]
+    return frames
+
+
+async def test_drain_returns_once_another_task_wrote_the_bytes() -> None:
+    # The writer task is idle (nobody asked it to flush); the bytes go out through a flush
+    # of somebody else's, as the reader's answer to a ping used to write them.
+    async with socket_pair() as (ours, peer):
+        ws = client_ws(ours)
+        async with tasks(ws) as tg:
+            tg.start_soon(ws.run_writer)
+            await anyio.wait_all_tasks_blocked()
+            ws.send_message(b'{"type":"subscribe"}')
+            drained = anyio.Event()
+
+            async def drain() -> None:
+                await ws.drain()
+                drained.set()
+
+            tg.start_soon(drain)
+            await anyio.wait_all_tasks_blocked()
+            assert not drained.is_set()
+            await ws.flush()
+            with anyio.fail_after(5):
+                await drained.wait()
+            [frame] = await read_frames(peer, 1)
+            assert frame.data == b'{"type":"subscribe"}'
+
+
+async def test_drain_raises_at_once_when_the_stream_closes_first() -> None:
+    async with socket_pair() as (ours, peer):
+        shrink_buffers(ours, peer)
+        ws = client_ws(ours)
+        async with tasks(ws) as tg:
+            tg.start_soon(ws.run_writer)
+            for _ in range(64):
+                ws.send_message(BIG)
+            ws.flush_soon()
+            await anyio.wait_all_tasks_blocked()  # the writer is stuck: the peer does not read
+            failed = anyio.Event()
+
+            async def drain() -> None:
+                with pytest.raises(anyio.BrokenResourceError):
+                    await ws.drain()
+                failed.set()
+
+            tg.start_soon(drain)
+            await anyio.wait_all_tasks_blocked()
+            assert not failed.is_set()
+            await ws.aclose()
+            with anyio.fail_after(5):
+                await failed.wait()
+            assert ws.broken
+
+
+async def test_drain_without_a_writer_task_writes_itself() -> None:
+    async with socket_pair() as (ours, peer):
+        ws = client_ws(ours)
+        ws.send_message(b"1")
+        ws.send_message(b"2", binary=True)
+        with anyio.fail_after(5):
+            await ws.drain()
+            frames = await read_frames(peer, 2)
+    assert [(f.opcode, f.data) for f in frames] == [(Opcode.TEXT, b"1"), (Opcode.BINARY, b"2")]
+
+
+async def test_aclose_interrupts_a_write_in_progress_in_another_task() -> None:
+    async with socket_pair() as (ours, peer):
+        shrink_buffers(ours, peer)
+        ws = client_ws(ours)
+        ended = anyio.Event()
+        async with tasks(ws) as tg:
+
+            async def writer() -> None:
+                await ws.run_writer()
+                ended.set()
+
+            tg.start_soon(writer)
+            for _ in range(64):
+                ws.send_message(BIG)
+            ws.flush_soon()
+            await anyio.wait_all_tasks_blocked()
+            assert ws.buffered == 64 * len(BIG)
+            await ws.aclose()
+            with anyio.fail_after(5):
+                await ended.wait()
+
+
+async def test_a_write_over_write_timeout_breaks_the_stream() -> None:
+    async with socket_pair() as (ours, peer):
+        shrink_buffers(ours, peer)
+        ws = client_ws(ours, write_timeout=0.2)
+        for _ in range(64):
+            ws.send_message(BIG)
+        with anyio.fail_after(5), pytest.raises(anyio.BrokenResourceError, match="longer than"):
+            await ws.flush()
+        assert ws.broken
+        with pytest.raises(anyio.BrokenResourceError):
+            await ws.flush()
+
+
+async def test_buffered_counts_what_is_queued_and_being_written() -> None:
+    async with socket_pair() as (ours, peer):
+        shrink_buffers(ours, peer)
+        ws = client_ws(ours)
+        assert ws.buffered == 0
+        ws.send_message(b"abc")
+        assert ws.buffered == 3
+        await ws.flush()
+        assert ws.buffered == 0
+        async with tasks(ws) as tg:
+            for _ in range(64):
+                ws.send_message(BIG)
+            tg.start_soon(ws.run_writer)
+            ws.flush_soon()
+            await anyio.wait_all_tasks_blocked()
+            ws.send_message(b"more")
+            assert ws.buffered == 64 * len(BIG) + 4
+
+
+async def test_a_paused_connection_notices_that_the_peer_closed() -> None:
+    async with socket_pair() as (ours, peer):
+        ws = client_ws(ours)
+        ws.pause()
+        async with tasks(ws) as tg:
+            tg.start_soon(ws.run_writer)  # paused: it writes nothing
+            await peer.send(Frame(Opcode.TEXT, b"held").serialize(mask=False))
+            assert await ws.receive_messages() == []  # read, but held back
+            await peer.aclose()
+            with anyio.fail_after(5):
+                while not ws.closed:
+                    await ws.receive_events()
+
+
+async def test_resume_processes_what_a_paused_connection_held() -> None:
+    async with socket_pair() as (ours, peer):
+        ws = client_ws(ours)
+        ws.pause()
+        received: list[DataMessage] = []
+        done = anyio.Event()
+        async with tasks(ws) as tg:
+
+            async def read() -> None:
+                while not received:
+                    received.extend(await ws.receive_messages())
+                done.set()
+
+            tg.start_soon(read)
+            await peer.send(Frame(Opcode.BINARY, b"held").serialize(mask=False))
+            await anyio.wait_all_tasks_blocked()
+            assert not received
+            ws.resume()
+            with anyio.fail_after(5):
+                await done.wait()
+    assert received == [DataMessage(b"held", True)]
+    assert (received[0].data, received[0].binary) == (b"held", True)
+
+
+async def test_fragments_are_joined_into_one_message() -> None:
+    async with socket_pair() as (ours, peer):
+        ws = client_ws(ours)
+        await peer.send(
+            Frame(Opcode.TEXT, b"ab", fin=False).serialize(mask=False)
+            + Frame(Opcode.CONT, b"cd", fin=False).serialize(mask=False)
+            + Frame(Opcode.CONT, b"ef").serialize(mask=False)
+        )
+        with anyio.fail_after(5):
+            messages: list[DataMessage] = []
+            while not messages:
+                messages = await ws.receive_messages()
+    assert messages == [(b"abcdef", False)]
