@@ -63,11 +63,17 @@ def test_hmac_algorithms(algorithm: str) -> None:
         jwt.decode(token, OTHER_SECRET, algorithms=[algorithm])
 
 
-@pytest.mark.parametrize(
-    ("algorithm", "curve"),
-    [("RS256", None), ("RS384", None), ("RS512", None), ("PS256", None), ("ES256", "P-256")]
-    + [("ES384", "P-384")],
-)
+ASYMMETRIC = [
+    ("RS256", None),
+    ("RS384", None),
+    ("RS512", None),
+    ("PS256", None),
+    ("ES256", "P-256"),
+    ("ES384", "P-384"),
+]
+
+
+@pytest.mark.parametrize(("algorithm", "curve"), ASYMMETRIC)
 def test_asymmetric_algorithms_sign_with_the_private_key(
     algorithm: str, curve: str | None
 ) -> None:

@@ -109,10 +109,7 @@ def websocket(stream: anyio.abc.ByteStream, limits: Limits) -> WebSocketIO:
         max_size=limits.max_message_size,
         logger=_websocket_logger,
     )
-    try:  # TEMP-SHIM
-        return WebSocketIO(protocol, stream, write_timeout=limits.write_timeout)
-    except TypeError:  # TEMP-SHIM
-        return WebSocketIO(protocol, stream)  # TEMP-SHIM
+    return WebSocketIO(protocol, stream, write_timeout=limits.write_timeout)
 
 
 @attrs.frozen

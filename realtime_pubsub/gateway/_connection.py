@@ -67,7 +67,7 @@ class Connection:
     @property
     def buffered(self) -> int:
         """Bytes queued for it and not yet written."""
-        return getattr(self.ws, 'buffered', self.ws.queued) if self.ws is not None else 0
+        return self.ws.buffered if self.ws is not None else 0
 
     def admit(self, connection_id: str, on_leave: Callable[[Connection], None]) -> None:
         """The broker admitted it as ``connection_id``: start writing. ``on_leave`` is
@@ -87,32 +87,38 @@ class Connection:
     # ------------------------------------------------------------------ sending
 
     def send(self, frame: bytes, *, binary: bool = False) -> None:
-        """Queue one frame; never blocks (the writer task writes it).
+        """Queue one frame; never blocks (the writer task writes it). Frames for a
+        connection that is not open (any more) are dropped.
 
         Binary frames are the ``compress: true`` deliveries: deflated when the client
         negotiated permessage-deflate. Everything else goes out as it is.
         """
-        if self.open:
-            assert self.ws is not None
-            self.ws.send_message(frame, binary=binary, deflate=binary)
-            self._queued()
+        ws = self._writable()
+        if ws is not None:
+            ws.send_message(frame, binary=binary, deflate=binary)
+            self._queued(ws)
 
     def send_plain(self, frame: bytes) -> None:
         """Queue an uncompressed frame already serialized by ``server_frame`` (fan-out
         serializes a message once for all its receivers)."""
-        if self.open:
-            assert self.ws is not None
-            self.ws.send_server_frame(frame)
-            self._queued()
+        ws = self._writable()
+        if ws is not None:
+            ws.send_server_frame(frame)
+            self._queued(ws)
 
-    def _queued(self) -> None:
-        assert self.ws is not None
+    def _writable(self) -> WebSocketIO | None:
+        ws = self.ws
+        if self.open and ws is not None and ws.protocol.state is State.OPEN and not ws.broken:
+            return ws
+        return None
+
+    def _queued(self, ws: WebSocketIO) -> None:
         limit = self.limits.max_send_buffer
-        if getattr(self.ws, 'buffered', self.ws.queued) > limit:
+        if ws.buffered > limit:
             logger.info("closing %s: more than %d bytes queued for it", self.id, limit)
             self.close(TRY_AGAIN_LATER, f"Send buffer over max_send_buffer ({limit} bytes)")
         else:
-            self.ws.flush_soon()
+            ws.flush_soon()
 
     # ------------------------------------------------------------------ ending
 
@@ -194,7 +200,9 @@ class Connection:
     async def _write_loop(self) -> None:
         assert self.ws is not None
         await self.ws.run_writer()
-        self._over.set()  # the stream broke, or a write overran write_timeout
+        # The stream broke, or a write overran write_timeout: the connection is gone.
+        self._leave()
+        self._over.set()
 
     async def read_loop(
         self, on_message: Callable[[bytes | bytearray | memoryview | str], None]

@@ -216,10 +216,13 @@ class Gateway:
         await self._wait_until(lambda: self._broker.count_subscribers(topic, app_id) >= count)
 
     async def wait_for_disconnect(self, connection_id: str) -> None:
-        """Wait until connection ``connection_id`` is no longer open (returns at once for
-        an id that is not open): the way for a test to know the gateway saw a client
-        leave, or finished closing or dropping it."""
-        await self._wait_until(lambda: self._broker.member(connection_id) is None)
+        """Wait until the gateway is done with connection ``connection_id``: it is no
+        longer listed and its socket is closed (returns at once for an unknown id). The
+        way for a test to know the gateway saw a client leave, or finished closing or
+        dropping it."""
+        for conn in list(self._accepted):
+            if conn.id == connection_id:
+                await conn.wait_finished()
 
     async def _wait_until(self, done: Callable[[], bool]) -> None:
         """Wait until ``done()``; re-checked whenever connections or subscriptions change."""
