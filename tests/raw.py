@@ -5,7 +5,9 @@ socket that reads only when told (a subscriber that stops reading); subprocesses
 
 from __future__ import annotations
 
+import signal
 import socket
+import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -133,6 +135,28 @@ async def connect(url: str, *, welcome: bool = True, **kwargs: Any) -> AsyncIter
             assert client.welcome["topic"] == "main"
             assert client.welcome["messageType"] == "welcome"
         yield client
+
+
+@asynccontextmanager
+async def gateway_command(*options: str) -> AsyncIterator[tuple[anyio.abc.Process, int, str]]:
+    """``realtime-pubsub gateway --port 0 OPTIONS`` for the duration of the block: the
+    process, its port and what it printed up to "press Ctrl-C". Ctrl-C (SIGINT) stops it
+    at the end, if it is still running."""
+    command = [sys.executable, "-m", "realtime_pubsub", "gateway", "--port", "0", *options]
+    async with running(command) as process:
+        assert process.stdout is not None
+        output = b""
+        with anyio.fail_after(20):
+            while b"press Ctrl-C" not in output:
+                chunk = await process.stdout.receive()
+                output += chunk
+        text = output.decode()
+        port = int(text.split("listening on ")[1].split()[0].rsplit(":", 1)[1])
+        yield process, port, text
+        if process.returncode is None:
+            process.send_signal(signal.SIGINT)
+            with anyio.fail_after(10):
+                await process.wait()
 
 
 @asynccontextmanager
