@@ -33,8 +33,11 @@ from collections.abc import Iterable, Mapping
 from typing import Any, Final
 
 import jwt
-from cryptography.hazmat.primitives.asymmetric.ec import EllipticCurvePrivateKey
-from cryptography.hazmat.primitives.asymmetric.rsa import RSAPrivateKey
+from cryptography.hazmat.primitives.asymmetric.ec import (
+    EllipticCurvePrivateKey,
+    EllipticCurvePublicKey,
+)
+from cryptography.hazmat.primitives.asymmetric.rsa import RSAPrivateKey, RSAPublicKey
 
 from ._protocol import READ_PERMISSION_PREFIX, WRITE_PERMISSION_PREFIX
 
@@ -201,12 +204,13 @@ def _sign(
         payload["iss"] = issuer
     if claims:
         payload.update(claims)
-    return jwt.encode(payload, _signing_key(key, algorithm), algorithm=algorithm)
+    return jwt.encode(payload, _prepared_key(key, algorithm, private=True), algorithm=algorithm)
 
 
-def _signing_key(key: str | bytes, algorithm: str) -> Any:
-    """``key`` made ready to sign with ``algorithm`` (a secret's bytes, or a private key
-    object), or :class:`ValueError` saying why it cannot be, without showing the key."""
+def _prepared_key(key: str | bytes, algorithm: str, *, private: bool) -> Any:
+    """``key`` made ready for PyJWT to sign (``private``) or verify ``algorithm`` with: a
+    secret's bytes, or a private or public key object; else :class:`ValueError` saying why
+    not, without showing the key."""
     if algorithm not in ALGORITHMS:
         raise ValueError(f"unknown algorithm {algorithm!r}: use one of {', '.join(ALGORITHMS)}")
     if not isinstance(key, (str, bytes)) or not key:
@@ -217,10 +221,17 @@ def _signing_key(key: str | bytes, algorithm: str) -> Any:
         prepared = None
     if algorithm in HMAC_ALGORITHMS:
         if prepared is None:
-            raise ValueError(f"{algorithm} signs with a shared secret, not a PEM key")
+            raise ValueError(f"{algorithm} takes a shared secret, not a PEM key")
         return prepared
-    wanted = EllipticCurvePrivateKey if algorithm.startswith("ES") else RSAPrivateKey
+    elliptic = algorithm.startswith("ES")
+    wanted = {
+        (True, True): EllipticCurvePrivateKey,
+        (True, False): EllipticCurvePublicKey,
+        (False, True): RSAPrivateKey,
+        (False, False): RSAPublicKey,
+    }[elliptic, private]
     if not isinstance(prepared, wanted):
-        kind = "an EC" if algorithm.startswith("ES") else "an RSA"
-        raise ValueError(f"{algorithm} signs with {kind} private key in PEM form")
+        kind = "an EC" if elliptic else "an RSA"
+        half = "private" if private else "public"
+        raise ValueError(f"{algorithm} takes {kind} {half} key in PEM form")
     return prepared

@@ -150,7 +150,7 @@ async def test_token_with_an_unsuitable_key_fails_in_one_line(tmp_path: Path) ->
     result = await run([*COMMAND, "token", "--private-key", str(key)])  # RS256
     assert result.returncode == 1
     [line] = result.stderr.strip().splitlines()
-    assert "RS256 signs with an RSA private key" in line
+    assert "RS256 takes an RSA private key" in line
     assert "BEGIN" not in result.stderr
     both = await run([*COMMAND, "token", "--secret", SECRET, "--private-key", str(key)])
     assert both.returncode == 2

@@ -112,10 +112,10 @@ def test_admin_token_carries_roles_and_allowed_topics() -> None:
         (SECRET, "EdDSA", "unknown algorithm"),
         ("", "HS256", "non-empty"),
         (rsa_pair().public_pem, "HS256", "shared secret"),
-        (SECRET, "RS256", "RSA private key"),
-        (rsa_pair().public_pem, "RS256", "RSA private key"),
-        (rsa_pair().private_pem, "ES256", "EC private key"),
-        (ec_pair().private_pem, "PS256", "RSA private key"),
+        (SECRET, "RS256", "an RSA private key"),
+        (rsa_pair().public_pem, "RS256", "an RSA private key"),
+        (rsa_pair().private_pem, "ES256", "an EC private key"),
+        (ec_pair().private_pem, "PS256", "an RSA private key"),
     ],
 )
 def test_a_key_that_does_not_suit_the_algorithm_is_a_value_error(

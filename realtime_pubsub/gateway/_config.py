@@ -14,10 +14,8 @@ from typing import Any, Final
 import attrs
 import jwt
 import orjson
-from cryptography.hazmat.primitives.asymmetric.ec import EllipticCurvePublicKey
-from cryptography.hazmat.primitives.asymmetric.rsa import RSAPublicKey
 
-from ..tokens import ALGORITHMS, HMAC_ALGORITHMS, _signing_key
+from ..tokens import HMAC_ALGORITHMS, _prepared_key
 
 __all__ = ["AppConfig", "AppConfigError", "KeyConfig", "Limits", "load_app_config"]
 
@@ -41,21 +39,9 @@ def _tuple_of_strings(value: Iterable[str] | str) -> tuple[str, ...]:
 def _public_key(algorithm: str, key: str) -> Any:
     """``key`` ready to verify ``algorithm`` with: a secret's bytes or a public key."""
     try:
-        prepared = jwt.get_algorithm_by_name(algorithm).prepare_key(key)
-    except (jwt.PyJWTError, ValueError, TypeError):
-        prepared = None
-    if algorithm in HMAC_ALGORITHMS:
-        if prepared is None:
-            raise AppConfigError(f"{algorithm} takes a shared secret as key, not a PEM key")
-        return prepared
-    wanted = EllipticCurvePublicKey if algorithm.startswith("ES") else RSAPublicKey
-    if not isinstance(prepared, wanted):
-        kind = "an EC" if algorithm.startswith("ES") else "an RSA"
-        raise AppConfigError(
-            f"{algorithm} takes {kind} public key in PEM form as key "
-            "(-----BEGIN PUBLIC KEY-----...)"
-        )
-    return prepared
+        return _prepared_key(key, algorithm, private=False)
+    except ValueError as exc:
+        raise AppConfigError(str(exc)) from None
 
 
 @attrs.frozen
@@ -85,16 +71,12 @@ class KeyConfig:
         if not self.algorithms:
             raise AppConfigError("algorithms must list at least one algorithm")
         for algorithm in self.algorithms:
-            if algorithm not in ALGORITHMS:
-                raise AppConfigError(
-                    f"unknown algorithm {algorithm!r}: use one of {', '.join(ALGORITHMS)}"
-                )
             _public_key(algorithm, self.key)
         if not all(isinstance(issuer, str) for issuer in self.issuer):
             raise AppConfigError("issuer must be a list of strings")
         if self.private_key is not None and not self.symmetric:
             try:
-                _signing_key(self.private_key, self.algorithms[0])
+                _prepared_key(self.private_key, self.algorithms[0], private=True)
             except ValueError as exc:
                 raise AppConfigError(f"private_key: {exc}") from None
 
