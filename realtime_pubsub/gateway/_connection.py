@@ -44,7 +44,7 @@ class Connection:
         self.id: str | None = None
         #: The WebSocket, once the TLS handshake (if any) is done.
         self.ws: WebSocketIO | None = None
-        #: The accepted TCP stream (under TLS, when serving TLS).
+        #: The accepted TCP stream (when serving TLS, ``ws.stream`` is the TLS layer on it).
         self.stream = stream
         self._scope = anyio.CancelScope()
         self._task_group: anyio.abc.TaskGroup | None = None
