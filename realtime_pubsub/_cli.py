@@ -11,6 +11,7 @@ import argparse
 import logging
 import os
 import signal
+import ssl
 import sys
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, NoReturn
@@ -25,7 +26,14 @@ from ._errors import RealtimePubSubError
 from ._messages import IncomingMessage
 from ._urls import mask_url
 from ._version import __version__
-from .gateway._auth import mint_token
+from .gateway import load_app_config
+from .gateway._auth import DEVELOPMENT_SECRET
+from .gateway._config import (
+    DEFAULT_MAX_MESSAGE_SIZE,
+    DEFAULT_MAX_SEND_BUFFER,
+    DEFAULT_WRITE_TIMEOUT,
+)
+from .tokens import ALGORITHMS, can_publish, client_token
 
 if sys.version_info < (3, 11):  # pragma: no cover
     from exceptiongroup import BaseExceptionGroup  # type: ignore[import-not-found,unused-ignore]
@@ -33,7 +41,7 @@ if sys.version_info < (3, 11):  # pragma: no cover
 __all__ = ["main"]
 
 URL_VARIABLE = "REALTIME_PUBSUB_URL"
-DEFAULT_PERMISSION = "realtime:publisher:write:topic:*"
+DEFAULT_PERMISSION = can_publish("*")
 
 
 class UsageError(Exception):
@@ -118,22 +126,57 @@ def _parser() -> argparse.ArgumentParser:
     )
     serve.add_argument("--host", default="127.0.0.1", help="address to listen on")
     serve.add_argument("--port", type=int, default=8765, help="TCP port (0: any free port)")
-    serve.add_argument(
+    keys = serve.add_mutually_exclusive_group()
+    keys.add_argument(
         "--secret", help="HS256 secret tokens must be signed with (none: verify nothing)"
+    )
+    keys.add_argument(
+        "--app-config",
+        metavar="FILE",
+        help="JSON file of apps in the service's shape (appId, authKey, adminKey): only "
+        "those apps are served, each verified with its own keys",
     )
     serve.add_argument("--app-id", help="serve only this app id (default: any)")
     serve.add_argument("--no-acks", action="store_true", help="never acknowledge messages")
     serve.add_argument(
-        "--max-message-size", type=int, default=65536, help="close frames above this (1009)"
+        "--max-message-size",
+        type=int,
+        default=DEFAULT_MAX_MESSAGE_SIZE,
+        help=f"close frames above this many bytes (1009; default {DEFAULT_MAX_MESSAGE_SIZE})",
     )
+    serve.add_argument(
+        "--max-send-buffer",
+        type=int,
+        default=DEFAULT_MAX_SEND_BUFFER,
+        help="close a connection with more than this many bytes queued for it (1013; "
+        f"default {DEFAULT_MAX_SEND_BUFFER})",
+    )
+    serve.add_argument(
+        "--write-timeout",
+        type=float,
+        default=DEFAULT_WRITE_TIMEOUT,
+        help=f"abort a connection whose write takes longer (default {DEFAULT_WRITE_TIMEOUT} s)",
+    )
+    serve.add_argument("--certfile", help="PEM certificate (chain): serve wss://")
+    serve.add_argument("--keyfile", help="PEM private key of --certfile (if not in it)")
 
     token = commands.add_parser(
         "token",
         parents=[common],
         help="print a token (JWT) for the local gateway",
-        description="Print a JWT for the local gateway.",
+        description="Print a JWT for the local gateway, or for your app on the service.",
     )
-    token.add_argument("--secret", help="HS256 secret (the gateway's --secret)")
+    signing = token.add_mutually_exclusive_group()
+    signing.add_argument("--secret", help="HS* secret (the gateway's --secret)")
+    signing.add_argument(
+        "--private-key",
+        metavar="FILE",
+        help="PEM private key to sign with, for RS*/PS256/ES* apps (default algorithm RS256)",
+    )
+    token.add_argument(
+        "--algorithm", choices=ALGORITHMS, help="signing algorithm (default HS256, or RS256)"
+    )
+    token.add_argument("--issuer", help="the iss claim")
     token.add_argument("--subject", default="user", help="the sub claim (default: user)")
     token.add_argument(
         "--permission",
@@ -240,22 +283,41 @@ async def _publish_or_send(args: argparse.Namespace) -> int:
     return 0
 
 
+def _ssl_context(args: argparse.Namespace) -> ssl.SSLContext | None:
+    if args.certfile is None:
+        if args.keyfile is not None:
+            raise UsageError("--keyfile needs --certfile")
+        return None
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(args.certfile, args.keyfile)
+    return context
+
+
 async def _run_gateway(args: argparse.Namespace) -> int:
+    apps = load_app_config(args.app_config) if args.app_config else None
     async with gateway_module.serve(
         args.host,
         args.port,
         secret=args.secret,
+        apps=apps,
         app_id=args.app_id,
         acks=not args.no_acks,
         max_message_size=args.max_message_size,
+        max_send_buffer=args.max_send_buffer,
+        write_timeout=args.write_timeout,
+        ssl_context=_ssl_context(args),
     ) as gateway:
         app = args.app_id or "<app-id>"
         template = gateway.url("TOKEN", app_id=app).replace("TOKEN", "<token>")
         template = template.replace("%3Capp-id%3E", "<app-id>")
         print(f"realtime-pubsub gateway listening on {gateway.host}:{gateway.port}", flush=True)
         print(f"connect to: {template}", flush=True)
-        secret = " --secret <secret>" if args.secret else ""
-        print(f"get a token with: realtime-pubsub token{secret}", flush=True)
+        if apps is not None:
+            print(f"serving apps: {', '.join(apps)}", flush=True)
+            hint = " --secret <authKey secret> | --private-key <file> --algorithm <alg>"
+        else:
+            hint = " --secret <secret>" if args.secret else ""
+        print(f"get a token with: realtime-pubsub token{hint}", flush=True)
         print("press Ctrl-C to stop", flush=True)
         await anyio.sleep_forever()
     return 0
@@ -263,8 +325,21 @@ async def _run_gateway(args: argparse.Namespace) -> int:
 
 def _token(args: argparse.Namespace) -> int:
     permissions = args.permission or [DEFAULT_PERMISSION]
+    key: str | bytes = args.secret or DEVELOPMENT_SECRET
+    algorithm = args.algorithm or "HS256"
+    if args.private_key is not None:
+        with open(args.private_key, "rb") as file:
+            key = file.read()
+        algorithm = args.algorithm or "RS256"
     print(
-        mint_token(secret=args.secret, subject=args.subject, permissions=permissions, ttl=args.ttl)
+        client_token(
+            key,
+            subject=args.subject,
+            permissions=permissions,
+            ttl=args.ttl,
+            algorithm=algorithm,
+            issuer=args.issuer,
+        )
     )
     return 0
 

@@ -14,15 +14,13 @@ from . import gateway as gateway_module
 from ._backoff import ReconnectPolicy
 from ._client import connect
 from ._messages import IncomingMessage
+from .tokens import can_publish, can_read
 
 __all__ = ["DemoFailed", "run_demo"]
 
 T = TypeVar("T")
 _STEP_TIMEOUT = 5.0
-_BACKEND_PERMISSIONS = (
-    "realtime:publisher:write:topic:*",
-    "realtime:subscriber:read:topic:secure/inbound",
-)
+_BACKEND_PERMISSIONS = (can_publish("*"), can_read("secure/inbound"))
 
 
 class DemoFailed(RuntimeError):

@@ -24,14 +24,12 @@ from collections.abc import AsyncIterator
 import pytest
 
 from .gateway import Gateway, serve
+from .tokens import can_publish, can_read
 
 __all__ = ["ALL_PERMISSIONS", "realtime_pubsub_gateway", "realtime_pubsub_url"]
 
 #: Publish anywhere and read every secure topic.
-ALL_PERMISSIONS = (
-    "realtime:publisher:write:topic:*",
-    "realtime:subscriber:read:topic:*",
-)
+ALL_PERMISSIONS = (can_publish("*"), can_read("*"))
 
 
 @pytest.fixture

@@ -1,18 +1,26 @@
-"""A raw WebSocket client for driving the gateway in tests: websockets' own client (its
-asyncio implementation under asyncio, its trio implementation under trio), so the gateway
-is checked against an implementation that is not ours."""
+"""Scaffolding for driving the gateway in tests: a raw WebSocket client (websockets' own
+client: its asyncio implementation under asyncio, its trio implementation under trio), so
+the gateway is checked against an implementation that is not ours; a client on a plain
+socket that reads only when told (a subscriber that stops reading); subprocesses."""
 
 from __future__ import annotations
 
+import signal
+import socket
+import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
 import anyio
+import anyio.abc
 import orjson
 import pytest
 import sniffio
+from websockets.client import ClientProtocol
 from websockets.exceptions import ConnectionClosed
+from websockets.frames import Frame, Opcode
+from websockets.uri import parse_uri
 
 from realtime_pubsub.gateway import Gateway
 from realtime_pubsub.testing import ALL_PERMISSIONS
@@ -23,6 +31,22 @@ def url_for(gateway: Gateway, **token: Any) -> str:
     ``ttl``); the permissions default to publishing anywhere and reading every secure topic."""
     token.setdefault("permissions", ALL_PERMISSIONS)
     return gateway.url(gateway.mint_token(**token))
+
+
+async def settle(gateway: Gateway, connection_id: str, topic: str) -> None:
+    """Wait until the gateway has processed a subscription (frames are handled in order,
+    but across connections a test must not race the gateway)."""
+    with anyio.fail_after(5):
+        while not any(
+            c.id == connection_id and topic in c.subscriptions for c in gateway.connections()
+        ):
+            await anyio.sleep(0.002)
+
+
+async def subscribed(gateway: Gateway, client: RawClient, topic: str) -> None:
+    """Subscribe ``client`` to ``topic`` and wait until the gateway has processed it."""
+    await client.subscribe(topic)
+    await settle(gateway, client.id, topic)
 
 
 class RawClient:
@@ -114,6 +138,28 @@ async def connect(url: str, *, welcome: bool = True, **kwargs: Any) -> AsyncIter
 
 
 @asynccontextmanager
+async def gateway_command(*options: str) -> AsyncIterator[tuple[anyio.abc.Process, int, str]]:
+    """``realtime-pubsub gateway --port 0 OPTIONS`` for the duration of the block: the
+    process, its port and what it printed up to "press Ctrl-C". Ctrl-C (SIGINT) stops it
+    at the end, if it is still running."""
+    command = [sys.executable, "-m", "realtime_pubsub", "gateway", "--port", "0", *options]
+    async with running(command) as process:
+        assert process.stdout is not None
+        output = b""
+        with anyio.fail_after(20):
+            while b"press Ctrl-C" not in output:
+                chunk = await process.stdout.receive()
+                output += chunk
+        text = output.decode()
+        port = int(text.split("listening on ")[1].split()[0].rsplit(":", 1)[1])
+        yield process, port, text
+        if process.returncode is None:
+            process.send_signal(signal.SIGINT)
+            with anyio.fail_after(10):
+                await process.wait()
+
+
+@asynccontextmanager
 async def running(command: list[str]) -> AsyncIterator[anyio.abc.Process]:
     """A subprocess for the duration of the block, killed if it is still running at the end
     (a test that fails or skips must not wait forever for a server that never exits)."""
@@ -123,3 +169,95 @@ async def running(command: list[str]) -> AsyncIterator[anyio.abc.Process]:
         finally:
             if process.returncode is None:
                 process.kill()
+
+
+class SocketClient:
+    """A WebSocket client on a plain blocking socket with a small receive buffer, driven
+    from worker threads, that reads only when told to: between :meth:`connect` and
+    :meth:`read_until_close` it reads nothing, like a subscriber that stopped reading."""
+
+    def __init__(self, url: str, *, receive_buffer: int = 4096) -> None:
+        uri = parse_uri(url)
+        self.protocol = ClientProtocol(uri)
+        self.address = (uri.host, uri.port)
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        # Before connecting, so that the kernel does not grow the window beyond it.
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, receive_buffer)
+        self.sock.settimeout(10)
+        self.id = ""
+        self._eof = False
+
+    async def connect(self) -> None:
+        """Open the connection and read up to the welcome."""
+        await anyio.to_thread.run_sync(self.sock.connect, self.address)
+        self.protocol.send_request(self.protocol.connect())
+        await self._write()
+        while not self.id:
+            for frame in await self._read():
+                if frame.opcode is Opcode.TEXT:
+                    self.id = orjson.loads(frame.data)["data"]["connection"]["id"]
+
+    async def send_json(self, frame: object) -> None:
+        self.protocol.send_text(orjson.dumps(frame))
+        await self._write()
+
+    async def subscribe(self, topic: str) -> None:
+        await self.send_json({"type": "subscribe", "data": {"topic": topic}})
+
+    async def read_until_close(self) -> tuple[int, str]:
+        """Read everything until the connection ends: the gateway's close code and reason,
+        or 1006 when it ended without a close frame."""
+        while True:
+            for frame in await self._read():
+                if frame.opcode is Opcode.CLOSE:
+                    close = self.protocol.close_rcvd
+                    assert close is not None
+                    return close.code, close.reason
+            if self.protocol.close_rcvd is None and self._eof:
+                return 1006, ""
+
+    def vanish(self) -> None:
+        """Close the socket without a closing handshake."""
+        self.sock.close()
+
+    async def _write(self) -> None:
+        data = b"".join(self.protocol.data_to_send())
+        await anyio.to_thread.run_sync(self.sock.sendall, data)
+
+    async def _read(self) -> list[Frame]:
+        try:
+            data = await anyio.to_thread.run_sync(self.sock.recv, 65536)
+        except ConnectionResetError:
+            data = b""
+        if data:
+            self.protocol.receive_data(data)
+        else:
+            self._eof = True
+            self.protocol.receive_eof()
+        return [e for e in self.protocol.events_received() if isinstance(e, Frame)]
+
+
+async def open_stuck_subscriber(gateway: Gateway, topic: str, **token: Any) -> SocketClient:
+    """A :class:`SocketClient` subscribed to ``topic`` (the gateway has processed it) that
+    reads nothing until told to; :meth:`SocketClient.vanish` it when done."""
+    client = SocketClient(url_for(gateway, **token))
+    try:
+        await client.connect()
+        await client.subscribe(topic)
+        await settle(gateway, client.id, topic)
+    except BaseException:
+        client.vanish()
+        raise
+    return client
+
+
+@asynccontextmanager
+async def stuck_subscriber(
+    gateway: Gateway, topic: str, **token: Any
+) -> AsyncIterator[SocketClient]:
+    """:func:`open_stuck_subscriber` for the duration of the block."""
+    client = await open_stuck_subscriber(gateway, topic, **token)
+    try:
+        yield client
+    finally:
+        client.vanish()

@@ -13,26 +13,11 @@ from websockets.exceptions import InvalidStatus
 from realtime_pubsub.gateway import Gateway, serve
 from realtime_pubsub.testing import ALL_PERMISSIONS
 
-from .raw import RawClient, connect, url_for
+from .raw import connect, subscribed, url_for
 
 pytestmark = pytest.mark.anyio
 
 VECTORS = json.loads((Path(__file__).parent / "data" / "official-client-frames.json").read_text())
-
-
-async def settle(gateway: Gateway, connection_id: str, topic: str) -> None:
-    """Wait until the gateway has processed a subscription (frames are handled in order,
-    but across connections a test must not race the gateway)."""
-    with anyio.fail_after(5):
-        while not any(
-            c.id == connection_id and topic in c.subscriptions for c in gateway.connections()
-        ):
-            await anyio.sleep(0.002)
-
-
-async def subscribed(gateway: Gateway, client: RawClient, topic: str) -> None:
-    await client.subscribe(topic)
-    await settle(gateway, client.id, topic)
 
 
 # --------------------------------------------------------------------------- §1 connecting
@@ -252,6 +237,35 @@ async def test_reply_on_priv_topic_reaches_only_the_requester(
     assert reply["topic"] == f"priv/{caller.id}"
     assert reply["data"]["payload"] == {"data": {"t": 1}, "status": "ok", "id": "q-1"}
     assert reply["data"]["client"]["connectionId"] == backend.id
+
+
+async def test_another_connections_priv_topic_cannot_be_subscribed(
+    realtime_pubsub_gateway: Gateway,
+) -> None:
+    """[E] Replies travel on priv/<connection id>: reading someone else's is refused the
+    way a secure topic without permission is (regression: any connection could)."""
+    gw = realtime_pubsub_gateway
+    async with (
+        connect(url_for(gw)) as backend,
+        connect(url_for(gw)) as caller,
+        connect(url_for(gw)) as snoop,
+    ):
+        await snoop.subscribe(f"priv/{caller.id}")
+        assert await snoop.expect_close() == (1008, "Subscription to secure topic is forbidden!")
+        await backend.publish(f"priv/{caller.id}", {"data": 1, "status": "ok", "id": "q"})
+        assert (await caller.recv_json())["topic"] == f"priv/{caller.id}"
+
+
+async def test_subscribing_to_ones_own_priv_topic_changes_nothing(
+    realtime_pubsub_gateway: Gateway,
+) -> None:
+    gw = realtime_pubsub_gateway
+    async with connect(url_for(gw)) as client:
+        await client.subscribe(f"priv/{client.id}")
+        await client.publish(f"priv/{client.id}", "to myself", id="own")
+        frames = [await client.recv_json(), await client.recv_json()]
+        assert {f["topic"] for f in frames} == {f"priv/{client.id}", "priv/acks"}
+        assert [c.subscriptions for c in gw.connections()] == [frozenset()]
 
 
 async def test_publish_and_send_with_an_id_are_acked_to_the_sender_only(

@@ -8,8 +8,7 @@ import pytest
 from realtime_pubsub.gateway import Gateway
 from realtime_pubsub.testing import ALL_PERMISSIONS
 
-from .raw import connect, url_for
-from .test_gateway_conformance import subscribed
+from .raw import connect, subscribed, url_for
 
 pytestmark = pytest.mark.anyio
 

@@ -1,26 +1,33 @@
-"""Tokens and permissions of the local gateway: JWT verification with PyJWT, minting for
-tests and development, and the ``*`` permission patterns of PROTOCOL.md §1."""
+"""Who may connect to the local gateway: which key verifies which application's tokens
+(the service's ``authKey``/``adminKey`` per app, one shared secret for all, or nothing in
+development mode), and the identity a verified token gives."""
 
 from __future__ import annotations
 
-import functools
-import re
-import time
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Final
 
 import attrs
 import jwt
 
-__all__ = ["Identity", "TokenRejected", "decode_token", "mint_token", "permits"]
+from ..tokens import can_publish, client_token
+from ._config import AppConfig, KeyConfig
 
-#: Signs minted tokens when the gateway runs without a secret (it then verifies nothing).
+__all__ = ["Identity", "Keyring", "TokenRejected", "UnknownApp", "mint_token"]
+
+#: Signs minted tokens when the gateway runs without keys (it then verifies nothing).
 DEVELOPMENT_SECRET: Final = "realtime-pubsub-development-secret"
-_ALGORITHM: Final = "HS256"
+#: The app id of URLs when the gateway serves any app and none was named.
+DEFAULT_APP: Final = "default"
 
 
 class TokenRejected(Exception):
-    """The token is missing, malformed, badly signed or expired; the handshake gets 401."""
+    """The token is missing, malformed, badly signed, expired, signed with an algorithm the
+    app does not accept or by an issuer it does not trust: the handshake gets 401."""
+
+
+class UnknownApp(Exception):
+    """The gateway does not serve this app id: the handshake gets 404."""
 
 
 @attrs.frozen
@@ -30,65 +37,165 @@ class Identity:
     subject: str | None
     permissions: tuple[str, ...]
 
+    @classmethod
+    def from_claims(cls, claims: Mapping[str, Any]) -> Identity:
+        """The subject (``sub``) and permissions (the ``permissions`` list, or the
+        space-separated ``scope``) of verified claims; anything ill-typed is ignored."""
+        subject = claims.get("sub")
+        raw = claims.get("permissions")
+        if raw is None and isinstance(claims.get("scope"), str):
+            raw = claims["scope"].split()
+        permissions: Iterable[Any] = raw if isinstance(raw, list) else ()
+        return cls(
+            subject=str(subject) if subject is not None else None,
+            permissions=tuple(p for p in permissions if isinstance(p, str)),
+        )
+
+
+class Keyring:
+    """The gateway's keys: ``apps`` (each app verified with its own keys, other app ids
+    unknown), or one HS256 ``secret`` for every app, or neither (development mode: any app,
+    tokens decoded but signatures not checked; ``exp`` still honoured). ``app_id`` narrows
+    the apps served to that one."""
+
+    def __init__(
+        self,
+        *,
+        secret: str | None = None,
+        apps: Mapping[str, AppConfig] | None = None,
+        app_id: str | None = None,
+    ) -> None:
+        if secret is not None and apps is not None:
+            raise ValueError("give either secret (one key for every app) or apps, not both")
+        if apps is not None:
+            if not apps:
+                raise ValueError("apps is empty: configure at least one application")
+            if app_id is not None and app_id not in apps:
+                raise ValueError(f"app_id {app_id!r} is not one of the configured apps")
+        self._apps = dict(apps) if apps is not None else None
+        self._shared = KeyConfig(secret) if secret is not None else None
+        self.app_id = app_id
+
+    @property
+    def verifies(self) -> bool:
+        """False in development mode (no keys: signatures unchecked)."""
+        return self._apps is not None or self._shared is not None
+
+    @property
+    def default_app(self) -> str | None:
+        """The app id URLs and tokens are for when none is named: ``app_id``, the only
+        configured app, or ``"default"``; None when several apps leave it ambiguous."""
+        if self.app_id is not None:
+            return self.app_id
+        if self._apps is None:
+            return DEFAULT_APP
+        return next(iter(self._apps)) if len(self._apps) == 1 else None
+
+    def app(self, app_id: str | None) -> str:
+        """``app_id``, or the default app; :class:`ValueError` when neither is known."""
+        app = app_id or self.default_app
+        if app is None:
+            raise ValueError("this gateway serves several apps: name one with app_id=")
+        return app
+
+    def auth_key(self, app_id: str) -> KeyConfig | None:
+        """The key that verifies ``app_id``'s client tokens (None in development mode);
+        raises :class:`UnknownApp`."""
+        return self._keys(app_id, admin=False)
+
+    def admin_key(self, app_id: str) -> KeyConfig | None:
+        """The key that verifies ``app_id``'s admin tokens (None in development mode);
+        raises :class:`UnknownApp`, and :class:`TokenRejected` when the app has none."""
+        key = self._keys(app_id, admin=True)
+        if key is None and self._apps is not None:
+            raise TokenRejected("this app has no adminKey")
+        return key
+
+    def _keys(self, app_id: str, *, admin: bool) -> KeyConfig | None:
+        if self.app_id is not None and app_id != self.app_id:
+            raise UnknownApp(app_id)
+        if self._apps is None:
+            return self._shared
+        app = self._apps.get(app_id)
+        if app is None:
+            raise UnknownApp(app_id)
+        return app.admin_key if admin else app.auth_key
+
+    def authenticate(self, app_id: str, token: str | None) -> Identity:
+        """Verify a client's ``token`` for ``app_id`` and say who it is.
+
+        Raises :class:`UnknownApp` or :class:`TokenRejected` (never showing the token)."""
+        key = self.auth_key(app_id)
+        return Identity.from_claims(decode(token, key))
+
+    def client_token(
+        self,
+        app_id: str | None,
+        *,
+        subject: str,
+        permissions: Sequence[str],
+        ttl: float | None,
+        claims: Mapping[str, Any] | None = None,
+    ) -> str:
+        """A token :meth:`authenticate` accepts for ``app_id`` (or the default app): signed
+        with the app's first algorithm, by its first issuer."""
+        key = self.auth_key(self.app(app_id))
+        if key is None:
+            return client_token(
+                DEVELOPMENT_SECRET,
+                subject=subject,
+                permissions=permissions,
+                ttl=ttl,
+                claims=claims,
+            )
+        return client_token(
+            key.signing_key(),
+            subject=subject,
+            permissions=permissions,
+            ttl=ttl,
+            algorithm=key.algorithms[0],
+            issuer=key.issuer[0] if key.issuer else None,
+            claims=claims,
+        )
+
+
+def decode(token: str | None, key: KeyConfig | None) -> dict[str, Any]:
+    """The claims of ``token``, verified with ``key`` (without one, decoded unverified but
+    ``exp`` still honoured); :class:`TokenRejected` says what is wrong with it."""
+    if not token:
+        raise TokenRejected("missing access token")
+    try:
+        if key is None:
+            claims: dict[str, Any] = jwt.decode(
+                token, options={"verify_signature": False, "verify_exp": True}
+            )
+            return claims
+        return key.decode(token)
+    except jwt.ExpiredSignatureError:
+        raise TokenRejected("access token expired") from None
+    except jwt.InvalidAlgorithmError:
+        raise TokenRejected(
+            "access token signed with an algorithm the app does not accept"
+        ) from None
+    except (jwt.InvalidIssuerError, jwt.MissingRequiredClaimError):
+        raise TokenRejected("access token from an issuer the app does not accept") from None
+    except jwt.PyJWTError as exc:
+        raise TokenRejected(f"invalid access token ({type(exc).__name__})") from None
+
 
 def mint_token(
     *,
     secret: str | None,
     subject: str = "user",
-    permissions: Sequence[str] = (),
+    permissions: Sequence[str] = (can_publish("*"),),
     ttl: float | None = 3600.0,
     claims: Mapping[str, Any] | None = None,
 ) -> str:
-    """An HS256 JWT with ``sub``, ``permissions`` and, unless ``ttl`` is None, ``exp``."""
-    payload: dict[str, Any] = {"sub": subject, "permissions": list(permissions)}
-    now = int(time.time())
-    payload["iat"] = now
-    if ttl is not None:
-        payload["exp"] = int(now + ttl)
-    if claims:
-        payload.update(claims)
-    return jwt.encode(payload, secret or DEVELOPMENT_SECRET, algorithm=_ALGORITHM)
-
-
-def decode_token(token: str | None, *, secret: str | None) -> Identity:
-    """Verify ``token`` (HS256 with ``secret``; signature unchecked without one, but ``exp``
-    always honoured) and read the subject and permissions (``permissions`` list or
-    space-separated ``scope``)."""
-    if not token:
-        raise TokenRejected("missing access token")
-    try:
-        if secret is None:
-            claims = jwt.decode(
-                token,
-                options={"verify_signature": False, "verify_exp": True},
-                algorithms=[_ALGORITHM],
-            )
-        else:
-            claims = jwt.decode(token, secret, algorithms=[_ALGORITHM])
-    except jwt.ExpiredSignatureError:
-        raise TokenRejected("access token expired") from None
-    except jwt.InvalidTokenError as exc:
-        raise TokenRejected(f"invalid access token ({type(exc).__name__})") from None
-    subject = claims.get("sub")
-    raw_permissions = claims.get("permissions")
-    if raw_permissions is None and isinstance(claims.get("scope"), str):
-        raw_permissions = claims["scope"].split()
-    permissions: Iterable[Any] = raw_permissions if isinstance(raw_permissions, list) else ()
-    return Identity(
-        subject=str(subject) if subject is not None else None,
-        permissions=tuple(p for p in permissions if isinstance(p, str)),
+    """An HS256 token for a gateway run with ``secret`` (or without one)."""
+    return client_token(
+        secret or DEVELOPMENT_SECRET,
+        subject=subject,
+        permissions=permissions,
+        ttl=ttl,
+        claims=claims,
     )
-
-
-@functools.lru_cache(maxsize=4096)
-def _compile(pattern: str) -> re.Pattern[str]:
-    # [E] In a permission pattern, "*" matches any run of characters, "/" included.
-    return re.compile("^" + ".*".join(re.escape(part) for part in pattern.split("*")) + "$")
-
-
-def permits(permissions: Iterable[str], prefix: str, topic: str) -> bool:
-    """Whether any permission ``<prefix><pattern>`` has a pattern matching ``topic``."""
-    for permission in permissions:
-        if permission.startswith(prefix) and _compile(permission[len(prefix) :]).match(topic):
-            return True
-    return False
