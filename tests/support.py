@@ -35,6 +35,28 @@ async def client_for(gateway: Gateway, **kwargs: Any) -> AsyncIterator[Client]:
         yield client
 
 
+class Collector:
+    """A callback that keeps what it is given (``handler(value)`` or
+    ``handler(message, reply)``), and lets a test wait until it holds enough."""
+
+    def __init__(self) -> None:
+        self.items: list[Any] = []
+        self._added = anyio.Event()
+
+    def __call__(self, value: Any, *more: Any) -> None:
+        self.items.append(value)
+        added, self._added = self._added, anyio.Event()
+        added.set()
+
+    async def wait_for(self, count: int, timeout: float = 5) -> list[Any]:
+        """The items, once there are ``count`` of them (fail the test after
+        ``timeout`` seconds)."""
+        with anyio.fail_after(timeout):
+            while len(self.items) < count:
+                await self._added.wait()
+        return self.items
+
+
 async def next_message(messages: MessageStream[Any], timeout: float = 5) -> Any:
     """The next message of ``messages``, or fail the test after ``timeout`` seconds."""
     with anyio.fail_after(timeout):

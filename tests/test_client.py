@@ -32,7 +32,7 @@ from realtime_pubsub.gateway import Gateway
 from realtime_pubsub.testing import ALL_PERMISSIONS
 
 from .raw import url_for
-from .support import FAST, RawPeer, client_for, next_message, raw_server
+from .support import FAST, Collector, RawPeer, client_for, next_message, raw_server
 
 pytestmark = pytest.mark.anyio
 
@@ -57,9 +57,10 @@ async def test_leaving_the_block_closes_with_1000_and_leaves_no_task(
     gw = realtime_pubsub_gateway
     async with client_for(gw) as client:
         await gw.wait_for_connections(1)
+        cid = client.connection.id
     with anyio.fail_after(5):
-        while gw.connections():
-            await anyio.sleep(0.005)
+        await gw.wait_for_disconnect(cid)
+    assert gw.connections() == []
     assert client.state is ConnectionState.CLOSED
 
 
@@ -383,17 +384,15 @@ async def test_a_malformed_frame_is_an_error_event_and_delivery_goes_on(
 ) -> None:
     gw = realtime_pubsub_gateway
     async with client_for(gw) as client:
-        errors: list[BaseException] = []
-        client.on("error", errors.append)
+        errors = Collector()
+        client.on("error", errors)
         async with client.listen("t.*") as messages:
             gw.send_raw(client.connection.id, "this is not json")
             gw.send_raw(client.connection.id, '{"topic":"t"}')
             gw.send_raw(client.connection.id, '{"topic":"t","messageType":"m","data":1}')
             assert (await next_message(messages)).payload == 1
-        with anyio.fail_after(5):
-            while len(errors) < 2:
-                await anyio.sleep(0.01)
-    assert all(isinstance(e, realtime_pubsub.ProtocolError) for e in errors)
+        await errors.wait_for(2)
+    assert all(isinstance(e, realtime_pubsub.ProtocolError) for e in errors.items)
 
 
 # --------------------------------------------------------------------------- listeners
@@ -513,22 +512,21 @@ async def test_a_raising_handler_is_reported_and_others_carry_on(
 ) -> None:
     async with client_for(realtime_pubsub_gateway) as client:
         await client.subscribe("c")
-        errors: list[BaseException] = []
-        client.on("error", errors.append)
+        errors = Collector()
+        client.on("error", errors)
 
         def broken(message: IncomingMessage, reply: Any) -> None:
             raise RuntimeError("handler bug")
 
         client.on("c.*", broken)
-        good: list[Any] = []
-        client.on("c.*", lambda message, reply: good.append(message.payload))
+        good = Collector()
+        client.on("c.*", good)
         for i in range(3):
             await client.publish("c", i)
-        with anyio.fail_after(5):
-            while len(good) < 3 or len(errors) < 3:
-                await anyio.sleep(0.01)
-    assert good == [0, 1, 2]
-    assert all(isinstance(e, RuntimeError) for e in errors)
+        await good.wait_for(3)
+        await errors.wait_for(3)
+    assert [message.payload for message in good.items] == [0, 1, 2]
+    assert all(isinstance(e, RuntimeError) for e in errors.items)
     assert "handler bug" in caplog.text
 
 
@@ -565,18 +563,15 @@ async def test_a_handler_awaiting_a_reply_does_not_deadlock(
         await backend.subscribe("secure/inbound")
         backend.on("secure/inbound.ping", lambda m, reply: reply("pong"))
         await client.subscribe("trigger")
-        results: list[Any] = []
+        results = Collector()
 
         async def handler(message: IncomingMessage, reply: Any) -> None:
             receipt = await client.send(None, message_type="ping")
-            results.append((await receipt.wait_for_reply(timeout=5)).data)
+            results((await receipt.wait_for_reply(timeout=5)).data)
 
         client.on("trigger.*", handler)
         await client.publish("trigger", 1)
-        with anyio.fail_after(5):
-            while not results:
-                await anyio.sleep(0.01)
-    assert results == ["pong"]
+        assert await results.wait_for(1) == ["pong"]
 
 
 async def test_lifecycle_events(realtime_pubsub_gateway: Gateway) -> None:
@@ -675,10 +670,11 @@ async def test_publish_during_a_reconnection_waits_for_the_new_connection(
 ) -> None:
     gw = realtime_pubsub_gateway
     async with client_for(gw) as client:
+        closes = Collector()
+        client.on("close", closes)
         await gw.stop_accepting()
-        with anyio.fail_after(5):
-            while client.state is not ConnectionState.RECONNECTING:
-                await anyio.sleep(0.01)
+        await closes.wait_for(1)
+        assert client.state is ConnectionState.RECONNECTING
         async with anyio.create_task_group() as tg:
             results: list[Ack] = []
 
@@ -692,9 +688,8 @@ async def test_publish_during_a_reconnection_waits_for_the_new_connection(
             await gw.start_accepting()
         assert len(results) == 1
         await gw.stop_accepting()
-        with anyio.fail_after(5):
-            while client.state is not ConnectionState.RECONNECTING:
-                await anyio.sleep(0.01)
+        await closes.wait_for(2)
+        assert client.state is ConnectionState.RECONNECTING
         with anyio.move_on_after(0.05) as scope:
             await client.publish("t", 2)  # bounded by the caller's own cancel scope
         assert scope.cancelled_caught

@@ -35,8 +35,8 @@ async def test_close_connection_with_code_and_reason(realtime_pubsub_gateway: Ga
         gw.close_connection(client.id, 4001, "maintenance")
         assert await client.expect_close() == (4001, "maintenance")
     with anyio.fail_after(5):
-        while gw.connections():
-            await anyio.sleep(0.005)
+        await gw.wait_for_disconnect(client.id)
+    assert gw.connections() == []
 
 
 async def test_drop_connection_sends_no_close_frame(realtime_pubsub_gateway: Gateway) -> None:

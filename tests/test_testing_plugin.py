@@ -25,8 +25,8 @@ async def test_url_fixture_has_every_permission(
         await client.publish("anything", 1, id="ok")
         assert (await client.recv_json())["data"]["data"] == "ok"
     with anyio.fail_after(5):
-        while realtime_pubsub_gateway.connections():
-            await anyio.sleep(0.005)
+        await realtime_pubsub_gateway.wait_for_disconnect(client.id)
+    assert realtime_pubsub_gateway.connections() == []
 
 
 def test_plugin_is_registered_through_its_entry_point(pytestconfig: pytest.Config) -> None:
