@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import gc
 import logging
+import subprocess
+import sys
 import time
 from collections.abc import Callable
 from typing import Any
@@ -779,3 +781,17 @@ async def test_the_token_never_reaches_reprs_or_logs(caplog: pytest.LogCaptureFi
     for text in (repr(client), caplog.text, str(info.value), repr(info.value)):
         assert token not in text
         assert token.split(".")[2] not in text
+
+
+# --------------------------------------------------------------------------- the package
+
+
+def test_importing_the_client_imports_neither_the_gateway_nor_pyjwt() -> None:
+    code = (
+        "import sys, realtime_pubsub\n"
+        "assert 'realtime_pubsub.gateway' not in sys.modules\n"
+        "assert 'jwt' not in sys.modules\n"
+        "assert realtime_pubsub.gateway.serve\n"  # there when asked for
+        "assert 'realtime_pubsub.gateway' in sys.modules\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
