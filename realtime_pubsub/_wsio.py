@@ -20,6 +20,7 @@ from typing import Final, NamedTuple
 
 import anyio
 import anyio.abc
+import anyio.lowlevel
 from websockets.exceptions import InvalidState
 from websockets.frames import Frame, Opcode
 from websockets.protocol import SEND_EOF, Protocol, Side, State
@@ -229,6 +230,12 @@ class WebSocketIO:
     async def flush(self) -> None:
         """Write everything the protocol has queued.
 
+        A cancellation that is due when the call starts raises before anything is taken
+        from the protocol (the data stays queued). One that comes in the middle of the
+        write, which can only happen while the socket is full (the peer does not read),
+        leaves an unknown part of the data on the wire: the stream is closed, since no
+        frame can follow a half one, and the cancellation goes on.
+
         Raises :class:`anyio.BrokenResourceError` when the stream is gone, the write fails
         or it takes longer than ``write_timeout`` (the stream is then closed).
         """
@@ -241,33 +248,42 @@ class WebSocketIO:
                 await self._resumed.wait()
             if self.broken:
                 raise anyio.BrokenResourceError("the stream can take no more writes")
+            # Nothing yields between this check and the write's own, so the write cannot be
+            # cancelled before its first byte: from here on, the only cancellation point is
+            # a full socket. (A cancel scope shielding the write would cost more than the
+            # rest of a request/reply round trip's bookkeeping, and make a cancellation of
+            # the caller wait for a peer that does not read.)
+            await anyio.lowlevel.checkpoint_if_cancelled()
             chunks = self.protocol.data_to_send()
             if not chunks:
                 return
             taken = self._queued_total
-            data = b"".join(chunks)
-            # A write cancelled halfway would leave half a frame on the wire and corrupt the
-            # stream for everybody: it finishes, fails, or times out (and the stream goes).
-            with anyio.CancelScope(shield=True) as scope:
-                if self._write_timeout is not None:
-                    scope.deadline = anyio.current_time() + self._write_timeout
-                try:
-                    if data:
-                        await self.stream.send(data)
-                    if chunks[-1] == SEND_EOF:
-                        await self._send_eof()
-                except _STREAM_GONE as exc:
-                    self._stop_writing()
-                    raise anyio.BrokenResourceError("the write failed") from exc
-            if scope.cancelled_caught:
+            try:
+                if self._write_timeout is None:
+                    await self._write(chunks)
+                else:
+                    with anyio.fail_after(self._write_timeout):
+                        await self._write(chunks)
+            except BaseException as exc:
                 await self.aclose()
-                raise anyio.BrokenResourceError(
-                    f"a write took longer than {self._write_timeout} s"
-                )
+                if isinstance(exc, TimeoutError):
+                    raise anyio.BrokenResourceError(
+                        f"a write took longer than {self._write_timeout} s"
+                    ) from None
+                if isinstance(exc, _STREAM_GONE):
+                    raise anyio.BrokenResourceError("the write failed") from exc
+                raise
             self._written_total = taken
             self._progressed()
         finally:
             self._send_lock.release()
+
+    async def _write(self, chunks: list[bytes]) -> None:
+        data = b"".join(chunks)
+        if data:
+            await self.stream.send(data)
+        if chunks[-1] == SEND_EOF:
+            await self._send_eof()
 
     async def _send_eof(self) -> None:
         # A best-effort half-close: TLS cannot half-close at all (and anyio's TLSStream

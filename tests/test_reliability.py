@@ -342,3 +342,28 @@ def _errors_in(row: str) -> set[str]:
 
 def _fields(name: str) -> dict[str, Any]:
     return {"status": 401} if name == "AuthenticationError" else {}
+
+
+async def test_a_publish_cancelled_on_a_full_socket_returns_at_once() -> None:
+    # The server stops reading after the first frame: the client's socket fills. A publish
+    # whose cancel scope expires meanwhile returns then (not when the heartbeat gives up),
+    # and a write it cut in the middle costs the connection, which the client replaces.
+    async def on_frame(peer: RawPeer, frame: dict[str, Any]) -> None:
+        if frame["data"].get("topic") == "stop-reading":
+            await anyio.sleep_forever()
+
+    async with (
+        raw_server(on_frame=on_frame) as url,
+        realtime_pubsub.connect(url, reconnect=FAST, heartbeat_interval=60) as client,
+    ):
+        first = client.connection.id
+        await client.subscribe("stop-reading")
+        started = Collector()
+        client.on("session.started", started)
+        with anyio.fail_after(10):
+            with anyio.move_on_after(0.5) as scope:
+                while True:
+                    await client.publish("t", "x" * 60_000)
+            assert scope.cancelled_caught
+            [info] = await started.wait_for(1)
+        assert info.id != first

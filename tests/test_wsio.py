@@ -235,3 +235,34 @@ async def test_fragments_are_joined_into_one_message() -> None:
             while not messages:
                 messages = await ws.receive_messages()
     assert messages == [(b"abcdef", False)]
+
+
+async def test_a_cancellation_due_before_a_flush_leaves_the_data_queued() -> None:
+    async with socket_pair() as (ours, peer):
+        ws = client_ws(ours)
+        ws.send_message(b"kept")
+        with anyio.CancelScope() as scope:
+            scope.cancel()
+            await ws.flush()
+        assert scope.cancelled_caught
+        assert not ws.broken
+        await ws.flush()
+        [frame] = await read_frames(peer, 1)
+    assert frame.data == b"kept"
+
+
+async def test_a_write_cancelled_on_a_full_socket_ends_at_once_and_closes_the_stream() -> None:
+    # Half a frame may be on the wire: nothing can follow it, so the stream goes; and the
+    # caller's cancellation takes effect now, not when the peer reads again.
+    async with socket_pair() as (ours, peer):
+        shrink_buffers(ours, peer)
+        ws = client_ws(ours)
+        for _ in range(64):
+            ws.send_message(BIG)
+        with anyio.fail_after(5):
+            with anyio.move_on_after(0.2) as scope:
+                await ws.flush()
+        assert scope.cancelled_caught
+        assert ws.broken
+        with pytest.raises(anyio.BrokenResourceError):
+            await ws.flush()
