@@ -90,14 +90,42 @@ _TRANSITIONS: Final = {
 
 
 class Client:
-    """A Realtime Pub/Sub client: ``async with Client(url) as client:`` (or
-    :func:`connect`, the same thing) connects, and leaving the block closes.
+    """A Realtime Pub/Sub client. ``async with connect(url) as client:`` (``connect`` is
+    another name for this class) enters the block once the gateway's welcome has
+    arrived; leaving the block closes the connection with 1000 and leaves no task
+    behind.
+
+    Args:
+        url_provider: the ``wss://.../apps/<app-id>?access_token=<JWT>`` URL, or a function
+            (sync or async) returning it, called before every connection attempt so that
+            tokens can be refreshed.
+        logger: where the client logs (default: the ``realtime_pubsub`` logger).
+        reconnect: how the client reconnects by itself, restoring its subscriptions (a
+            :class:`~realtime_pubsub.ReconnectPolicy`; default: forever, with backoff).
+        heartbeat_interval: seconds between pings.
+        heartbeat_timeout: seconds a pong may take before the connection counts as dead.
+        connect_timeout: seconds each attempt may take (TCP, TLS, handshake, welcome).
+        max_message_size: frames larger than this are refused before sending, and close
+            the connection (1009) when received.
+        ssl_context: replaces the default verified TLS context for ``wss://``.
+        transport: replaces the default WebSocket transport.
+
+    Raises:
+        ValueError: a URL string that is not a ``ws://`` or ``wss://`` URL, or a bad
+            option (at once, before anything connects).
+        AuthenticationError: from the block, when the handshake is refused (401/403/404).
+        CertificateError: from the block, when the server's TLS certificate is not valid.
+        Forbidden: from the block, when the gateway closes with 1008.
+        RealtimePubSubError: from the block, the last error when the reconnect policy
+            gives up.
+
+    These are raised as themselves, never wrapped in an exception group; the reconnection
+    table of the guarantees says what is retried.
 
     Every method may be called from any task of the ``async with`` block. ``publish``,
     ``send``, ``subscribe`` and ``reply`` wait for the connection while the client
     reconnects (bounded by the caller's own cancel scope) and raise
-    :class:`~realtime_pubsub.ClientClosed` once the client is closed. See
-    :func:`connect` for the arguments.
+    :class:`~realtime_pubsub.ClientClosed` once the client is closed.
     """
 
     def __init__(
@@ -661,60 +689,5 @@ def _close_error(ended: CloseInfo) -> RealtimePubSubError:
     return ConnectionClosed(f"connection lost ({ended})", code=ended.code, reason=ended.reason)
 
 
-def connect(
-    url_provider: UrlProvider,
-    *,
-    logger: logging.Logger | None = None,
-    reconnect: ReconnectPolicy | None = None,
-    heartbeat_interval: float = 15.0,
-    heartbeat_timeout: float = 10.0,
-    connect_timeout: float = 10.0,
-    max_message_size: int = 1048576,
-    ssl_context: ssl.SSLContext | None = None,
-    transport: Transport | None = None,
-) -> Client:
-    """Connect to Realtime Pub/Sub: ``async with connect(url) as client:`` enters the
-    block once the gateway's welcome has arrived.
-
-    Args:
-        url_provider: the ``wss://.../apps/<app-id>?access_token=<JWT>`` URL, or a function
-            (sync or async) returning it, called before every connection attempt so that
-            tokens can be refreshed.
-        logger: where the client logs (default: the ``realtime_pubsub`` logger).
-        reconnect: how the client reconnects by itself, restoring its subscriptions (a
-            :class:`~realtime_pubsub.ReconnectPolicy`; default: forever, with backoff).
-        heartbeat_interval: seconds between pings.
-        heartbeat_timeout: seconds a pong may take before the connection counts as dead.
-        connect_timeout: seconds each attempt may take (TCP, TLS, handshake, welcome).
-        max_message_size: frames larger than this are refused before sending, and close
-            the connection (1009) when received.
-        ssl_context: replaces the default verified TLS context for ``wss://``.
-        transport: replaces the default WebSocket transport.
-
-    Returns:
-        A :class:`Client`, to use as an async context manager. Leaving the block closes the
-        connection with 1000 and leaves no task behind.
-
-    Raises:
-        ValueError: a URL string that is not a ``ws://`` or ``wss://`` URL, or a bad
-            option (at once, before anything connects).
-        AuthenticationError: from the block, when the handshake is refused (401/403/404).
-        CertificateError: from the block, when the server's TLS certificate is not valid.
-        Forbidden: from the block, when the gateway closes with 1008.
-        RealtimePubSubError: from the block, the last error when the reconnect policy
-            gives up.
-
-    These are raised as themselves, never wrapped in an exception group; see the
-    reconnection table in the guarantees for what is retried.
-    """
-    return Client(
-        url_provider,
-        logger=logger,
-        reconnect=reconnect,
-        heartbeat_interval=heartbeat_interval,
-        heartbeat_timeout=heartbeat_timeout,
-        connect_timeout=connect_timeout,
-        max_message_size=max_message_size,
-        ssl_context=ssl_context,
-        transport=transport,
-    )
+#: ``connect(url, ...)`` is ``Client(url, ...)``, named for what ``async with`` does with it.
+connect = Client

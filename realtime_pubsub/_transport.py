@@ -50,6 +50,7 @@ __all__ = [
     "TransportConnection",
     "WebSocketsTransport",
     "closed_error",
+    "closing",
     "refusal",
     "translate_errors",
 ]
@@ -203,6 +204,25 @@ def _translate(error: BaseException, url: str) -> RealtimePubSubError | None:
         detail = f"{type(network).__name__}: {network}" if str(network) else type(network).__name__
         return ConnectError(f"cannot connect to {masked}: {detail}")
     return None
+
+
+class _Closable(Protocol):
+    async def close(self) -> None: ...
+
+
+@asynccontextmanager
+async def closing(connection: _Closable) -> AsyncIterator[None]:
+    """End a connection's block as :meth:`Transport.open` promises: with the closing
+    handshake when the block ends normally or is cancelled (the client is closing);
+    when it raises anything else, the caller drops the connection."""
+    try:
+        yield
+    except BaseException as exc:
+        if is_cancellation(exc):
+            await connection.close()
+        raise
+    else:
+        await connection.close()
 
 
 @contextmanager
@@ -363,13 +383,8 @@ class WebSocketsTransport:
             async with task_group() as tasks:
                 tasks.start_soon(ws.run_writer, name=f"{name}.writer")
                 try:
-                    yield connection
-                except BaseException as exc:
-                    if is_cancellation(exc):
-                        await connection.close()
-                    raise
-                else:
-                    await connection.close()
+                    async with closing(connection):
+                        yield connection
                 finally:
                     tasks.cancel_scope.cancel()
         finally:

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING
 import anyio
 from websockets.uri import parse_uri
 
-from ._tasks import is_cancellation, unwrapped
+from ._tasks import unwrapped
 from ._transport import (
     CLOSE_TIMEOUT,
     ClosedBeforeSending,
@@ -33,6 +33,7 @@ from ._transport import (
     TransportConnection,
     WebSocketsTransport,
     closed_error,
+    closing,
     refusal,
     translate_errors,
 )
@@ -167,13 +168,8 @@ class TrioWebsocketTransport:
                         )
                     connection = _TrioWebsocketConnection(ws, stream, nursery)
                     try:
-                        yield connection
-                    except BaseException as exc:
-                        if is_cancellation(exc):
-                            await connection.close()
-                        raise
-                    else:
-                        await connection.close()
+                        async with closing(connection):
+                            yield connection
                     finally:
                         nursery.cancel_scope.cancel()
         except trio_websocket.ConnectionRejected as rejected:
