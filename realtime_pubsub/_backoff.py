@@ -60,13 +60,28 @@ class ReconnectPolicy:
     enabled: bool = True
 
     def delay(self, attempt: int) -> float:
-        """Seconds to sleep before retry number ``attempt`` (0-based)."""
+        """A random delay between 0 and ``min(max_delay, initial_delay * 2**attempt)``.
+
+        Args:
+            attempt: which retry this is, counting from 0.
+
+        Returns:
+            Seconds to sleep before it.
+        """
         ceiling = min(self.max_delay, self.initial_delay * 2 ** min(attempt, 62))
         return random.uniform(0.0, ceiling)
 
     def retries(self, error: BaseException, failures: int) -> bool:
-        """Whether to try again after ``error``, when ``failures`` attempts in a row have
-        failed (0 after a connection that was open is lost)."""
+        """Whether the client tries again (the table of :data:`REFUSALS` and the options).
+
+        Args:
+            error: what ended the attempt, or the connection.
+            failures: how many attempts in a row have failed (0 after a connection that
+                was open is lost).
+
+        Returns:
+            True to try again after :meth:`delay`; False to end the block with ``error``.
+        """
         if not self.enabled or not isinstance(error, RealtimePubSubError):
             return False
         if isinstance(error, REFUSALS) and not self.retry_refused:

@@ -295,14 +295,22 @@ class Client:
         """Subscribe to a remote topic. Idempotent; remembered, and replayed on every new
         connection before ``session.started`` fires.
 
-        Returns once the subscribe frame is written (a message published after that finds
-        the subscription in place), or at once if the connection is lost first (the next
-        connection subscribes). Subscribing to a ``secure/`` topic without the read
-        permission makes the gateway close the connection with 1008, which ends the
-        ``async with`` block with :class:`~realtime_pubsub.Forbidden`.
+        Subscribing to a ``secure/`` topic needs the read permission: without it the
+        gateway closes the connection with 1008, which ends the ``async with`` block with
+        :class:`~realtime_pubsub.Forbidden`. Subscribing does not listen: see
+        :meth:`listen` and :meth:`on`.
 
-        Raises :class:`ValueError` for a topic that is not a non-empty string and
-        :class:`~realtime_pubsub.ClientClosed` once the client is closed.
+        Args:
+            topic: the topic (a non-empty string).
+
+        Returns:
+            Once the subscribe frame is written, so that a message published after that
+            finds the subscription in place; or at once if the connection is lost first
+            (the next connection subscribes).
+
+        Raises:
+            ValueError: the topic is not a non-empty string.
+            ClientClosed: the client is closed.
         """
         validate_topic(topic)
         self._check_open()
@@ -316,11 +324,18 @@ class Client:
                 await session.connection.drain()
 
     async def unsubscribe(self, topic: str) -> None:
-        """Unsubscribe from a remote topic and forget it. Idempotent; returns once the frame
-        is written, or at once if there is no connection (no new one subscribes).
+        """Unsubscribe from a remote topic and forget it (no new connection subscribes).
+        Idempotent.
 
-        Raises :class:`ValueError` for a topic that is not a non-empty string and
-        :class:`~realtime_pubsub.ClientClosed` once the client is closed.
+        Args:
+            topic: the topic (a non-empty string).
+
+        Returns:
+            Once the unsubscribe frame is written, or at once when there is no connection.
+
+        Raises:
+            ValueError: the topic is not a non-empty string.
+            ClientClosed: the client is closed.
         """
         validate_topic(topic)
         self._check_open()
@@ -385,8 +400,25 @@ class Client:
         """Send ``payload`` to the backend services (the subscribers of
         ``secure/inbound``); wait for their answer with ``await receipt.wait_for_reply()``.
 
-        Arguments, return value and errors as for :meth:`publish`; ``message_type`` is
-        left out of the frame when not given (backends see ``broadcast``).
+        Args:
+            payload: any JSON-serializable value.
+            message_type: the message type; backends see the message under
+                ``secure/inbound.<message_type>``. Left out of the frame when not given
+                (backends then see ``broadcast``).
+            compress: ask the gateway to deliver it compressed (as a binary frame).
+            id: the message id (default: 128 random bits); acks and replies refer to it.
+
+        Returns:
+            A :class:`~realtime_pubsub.Receipt`, to wait for the gateway's ack and for the
+            backend's reply.
+
+        Raises:
+            TypeError: the payload is not JSON-serializable (nothing was sent).
+            ValueError: the id is not a non-empty string (nothing was sent).
+            MessageTooLarge: the frame is over ``max_message_size`` (nothing was sent).
+            ConnectionClosed: the connection broke during the write (the message may or
+                may not have gone out).
+            ClientClosed: the client is closed.
         """
         message_id = _message_id(id)
         frame = encode_send(payload, message_type=message_type, compress=compress, id=message_id)
@@ -439,21 +471,31 @@ class Client:
         self, pattern: str, *, max_buffer: int = 1000, overflow: Overflow = "drop-oldest"
     ) -> Listener:
         """Listen to the messages whose event name ``<topic>.<messageType>`` matches
-        ``pattern`` (``*``: one segment, ``**``: any number), through a bounded buffer::
+        ``pattern``, through a bounded buffer::
 
             async with client.listen("chat.*") as messages:
                 async for message in messages:
                     ...
 
-        Listening does not subscribe: call :meth:`subscribe` for the remote topic too.
-        ``max_buffer`` bounds what may pile up when the consumer is slower than the
-        messages; ``overflow`` says what happens then (see
-        :class:`~realtime_pubsub.MessageStream`); a slow listener never slows the client or
-        the other listeners. The iteration ends when the client closes.
+        Listening does not subscribe: call :meth:`subscribe` for the remote topic too. A
+        slow listener never slows the client or the other listeners. The iteration ends
+        when the client closes.
 
-        Raises :class:`ValueError` for a pattern with an empty segment, a lifecycle event
-        name (use :meth:`on` or :meth:`wait_for` for those), a ``max_buffer`` below 1 or an
-        unknown ``overflow``.
+        Args:
+            pattern: ``.`` separates segments; ``*`` matches one segment, ``**`` any
+                number (``chat.*``, ``*.presence``, ``**``).
+            max_buffer: how many messages may wait for the consumer.
+            overflow: what happens when more would (see
+                :class:`~realtime_pubsub.MessageStream`).
+
+        Returns:
+            A :class:`~realtime_pubsub.Listener`: ``async with`` it to get the
+            :class:`~realtime_pubsub.MessageStream`.
+
+        Raises:
+            ValueError: a pattern with an empty segment, a lifecycle event name (use
+                :meth:`on` or :meth:`wait_for` for those), a ``max_buffer`` below 1 or an
+                unknown ``overflow``.
         """
         if is_lifecycle_event(validate_pattern(pattern)):
             raise ValueError(f"{pattern!r} is a lifecycle event: use on() or wait_for()")
@@ -471,12 +513,7 @@ class Client:
 
     def on(self, pattern: str, handler: Handler) -> int:
         """Call ``handler`` for every matching message, or lifecycle event, until
-        :meth:`off`; returns the listener id.
-
-        ``pattern`` is a message pattern as for :meth:`listen` (the handler gets
-        ``(message, reply)``, where ``reply`` is ``message.reply``), or one of the
-        lifecycle events ``"session.started"`` (gets the :class:`ConnectionInfo`),
-        ``"error"`` (gets the exception) and ``"close"`` (gets a :class:`CloseInfo`).
+        :meth:`off`.
 
         Each registration runs on its own task, in order, so an async handler that awaits
         (even a reply) blocks nothing else. A sync handler runs on the event loop, like
@@ -486,8 +523,21 @@ class Client:
         naming it. A handler that raises is logged and reported as an ``error`` event; the
         client carries on.
 
-        Raises :class:`TypeError` if ``handler`` is not callable, :class:`ValueError` for
-        an unusable pattern, :class:`~realtime_pubsub.ClientClosed` once closed.
+        Args:
+            pattern: a message pattern as for :meth:`listen` (the handler gets
+                ``(message, reply)``, where ``reply`` is ``message.reply``), or a lifecycle
+                event: ``"session.started"`` (the handler gets the
+                :class:`~realtime_pubsub.ConnectionInfo`), ``"error"`` (the exception) or
+                ``"close"`` (a :class:`~realtime_pubsub.CloseInfo`).
+            handler: a function or a coroutine function.
+
+        Returns:
+            The listener id, for :meth:`off`.
+
+        Raises:
+            TypeError: ``handler`` is not callable.
+            ValueError: the pattern is not usable.
+            ClientClosed: the client is closed.
         """
         return self._add_callback(pattern, handler, once=False)
 
@@ -502,11 +552,19 @@ class Client:
         return self._callbacks.remove(listener_id)
 
     async def wait_for(self, event: str, timeout: float | None = None) -> Any:
-        """Wait for the next matching message (returns the :class:`IncomingMessage`) or
-        lifecycle event (returns its value).
+        """Wait for the next matching message or lifecycle event.
 
-        Raises :class:`~realtime_pubsub.WaitTimeout` after ``timeout`` seconds (``None``:
-        no limit) and :class:`~realtime_pubsub.ClientClosed` if the client closes first.
+        Args:
+            event: a message pattern as for :meth:`listen`, or a lifecycle event (see
+                :meth:`on`).
+            timeout: seconds to wait at most (``None``: no limit).
+
+        Returns:
+            The :class:`~realtime_pubsub.IncomingMessage`, or the lifecycle event's value.
+
+        Raises:
+            WaitTimeout: nothing came within ``timeout`` seconds.
+            ClientClosed: the client is closed, or closes first.
         """
         self._check_open()
         return await self._callbacks.wait_for(event, timeout)

@@ -8,9 +8,12 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Awaitable, Callable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import attrs
+
+if TYPE_CHECKING:
+    from ._pending import Receipt
 
 __all__ = [
     "Ack",
@@ -23,7 +26,7 @@ __all__ = [
 ]
 
 #: How an :class:`IncomingMessage` answers its sender; set by the client that received it.
-Replier = Callable[["IncomingMessage", Any, str, bool], Awaitable[Any]]
+Replier = Callable[["IncomingMessage", Any, str, bool], Awaitable["Receipt"]]
 
 
 def client_info(value: object) -> ClientInfo | None:
@@ -191,13 +194,23 @@ class IncomingMessage:
         id and the message id)."""
         return self.id is not None and self.client is not None and bool(self.client.connection_id)
 
-    async def reply(self, data: Any, status: str = "ok", *, compress: bool = False) -> Any:
+    async def reply(self, data: Any, status: str = "ok", *, compress: bool = False) -> Receipt:
         """Answer the sender: publish ``{"data": data, "status": status, "id": self.id}`` to
         ``priv/<sender connection id>`` with message type ``response``.
 
-        Raises :class:`ValueError` when the message cannot be replied to (see
-        :attr:`can_reply`) and :class:`RuntimeError` when it was not received through a
-        client.
+        Args:
+            data: any JSON-serializable value.
+            status: the status string the requester sees.
+            compress: ask the gateway to deliver the reply compressed.
+
+        Returns:
+            A :class:`~realtime_pubsub.Receipt` for the reply's own ack.
+
+        Raises:
+            ValueError: the message cannot be replied to (see :attr:`can_reply`).
+            RuntimeError: the message was not received through a client.
+            TypeError, MessageTooLarge, ConnectionClosed, ClientClosed: as for
+                :meth:`Client.publish <realtime_pubsub.Client.publish>`.
         """
         if not self.can_reply:
             raise ValueError(

@@ -237,27 +237,46 @@ class Receipt:
         return self._slot.id
 
     async def wait_for_ack(self, timeout: float | None = 5.0) -> Ack:
-        """Wait for the gateway's acknowledgement.
+        """Wait for the gateway's acknowledgement (at once if it already came).
 
-        Raises :class:`~realtime_pubsub.AckTimeout` after ``timeout`` seconds (``None``:
-        wait as long as the connection lives; the application may have acks disabled, so
-        prefer a timeout), and :class:`~realtime_pubsub.ConnectionClosed` at once if the
-        connection the message went out on dies first: the ack can no longer arrive.
-        After a timeout or a cancellation the receipt is done with: its slot is freed
-        (once no other task waits on it).
+        The service acks only when the application has "WebSocket Inbound ACK" enabled,
+        so prefer a timeout. After a timeout or a cancellation the receipt is done with:
+        its slot is freed (once no other task waits on it).
+
+        Args:
+            timeout: seconds to wait at most (``None``: as long as the connection lives).
+
+        Returns:
+            The :class:`~realtime_pubsub.Ack`.
+
+        Raises:
+            AckTimeout: no ack within ``timeout`` seconds (the message may still have
+                been delivered).
+            ConnectionClosed: at once, when the connection the message went out on dies
+                first: its ack can no longer arrive.
+            ClientClosed: the client closed first.
         """
         value = await self._wait(self._slot.ack, timeout, AckTimeout, "acknowledgement")
         assert isinstance(value, Ack)
         return value
 
     async def wait_for_reply(self, timeout: float | None = 5.0) -> ResponseMessage:
-        """Wait for a reply (what a backend's ``message.reply(...)`` sent).
+        """Wait for a reply, what a backend's ``message.reply(...)`` sent (at once if it
+        already came). The slot is freed when the reply arrives, and on a timeout or a
+        cancellation once no other task waits on it.
 
-        Raises :class:`~realtime_pubsub.ReplyTimeout` after ``timeout`` seconds and
-        :class:`~realtime_pubsub.ConnectionClosed` at once if the connection dies first
-        (replies are addressed to the connection, so they can no longer arrive). The slot
-        is freed when the reply arrives, and on a timeout or a cancellation once no other
-        task waits on it.
+        Args:
+            timeout: seconds to wait at most (``None``: as long as the connection lives).
+
+        Returns:
+            The :class:`~realtime_pubsub.ResponseMessage`.
+
+        Raises:
+            ReplyTimeout: no reply within ``timeout`` seconds (the request may still be
+                processed).
+            ConnectionClosed: at once, when the connection dies first: replies are
+                addressed to it, so they can no longer arrive.
+            ClientClosed: the client closed first.
         """
         value = await self._wait(self._slot.reply, timeout, ReplyTimeout, "reply")
         assert isinstance(value, ResponseMessage)

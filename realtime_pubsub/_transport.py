@@ -115,19 +115,29 @@ class Transport(Protocol):
         open_timeout: float,
         name: str,
     ) -> AbstractAsyncContextManager[TransportConnection]:
-        """Open a connection to ``url`` (TCP, TLS for ``wss://``, the WebSocket handshake,
-        within ``open_timeout`` seconds) for the duration of the ``async with`` block.
+        """Open a connection for the duration of the ``async with`` block.
 
         The block ends the connection: with a closing handshake (code 1000) when it ends
         normally or is cancelled while the connection is open, by dropping it when the
         block raises anything else. Tasks the transport needs run inside the block, named
-        after ``name`` (the client's), and end with it.
+        after ``name``, and end with it.
 
-        Raises what :func:`translate_errors` gives: :class:`~realtime_pubsub.ConnectError`
-        (network, TLS), :class:`~realtime_pubsub.CertificateError`,
-        :class:`~realtime_pubsub.ConnectTimeout`,
-        :class:`~realtime_pubsub.AuthenticationError` (handshake refused with 401, 403 or
-        404) and :class:`~realtime_pubsub.HandshakeError` (anything else).
+        Args:
+            url: the ``ws://`` or ``wss://`` URL.
+            ssl_context: the TLS context for ``wss://`` (None: a default, verifying one).
+            max_message_size: the largest message to accept (larger: close with 1009).
+            open_timeout: seconds for TCP, TLS and the WebSocket handshake together.
+            name: the client's name, for the names of the transport's tasks.
+
+        Returns:
+            An async context manager yielding the :class:`TransportConnection`.
+
+        Raises:
+            ConnectError: the network or TLS failed.
+            CertificateError: the server's certificate is not valid.
+            ConnectTimeout: it took longer than ``open_timeout``.
+            AuthenticationError: the handshake was refused with 401, 403 or 404.
+            HandshakeError: the handshake failed otherwise.
         """
 
 
