@@ -241,8 +241,9 @@ def _certificate_error(error: BaseException) -> ssl.SSLCertVerificationError | N
 
 
 def _describe(error: BaseException) -> str:
-    """``Type: message`` of the first error in the chain that says something."""
-    for cause in _causes(error):
+    """``Type: message`` of the deepest error in the chain that says something (the
+    network's own words, rather than httpx's summary of them)."""
+    for cause in reversed(_causes(error)):
         text = " ".join(str(cause).split())
         if text:
             return f"{type(cause).__name__}: {text}"
