@@ -48,7 +48,11 @@ async def run(options: argparse.Namespace) -> int:
     def token() -> str:
         # Minted for each request: short-lived, as the service's own demos do.
         return tokens.admin_token(
-            admin_key, subject="admin-task", roles=ROLES, allowed_topics=["announcements"], ttl=30
+            admin_key,
+            subject="admin-task",
+            roles=ROLES,
+            allowed_topics=["announcements"],
+            ttl=30,
         )
 
     async with AsyncAdminClient(

@@ -349,7 +349,7 @@ class AsyncAdminClient(_AdminBase):
         Args:
             topic: a non-empty topic name, allowed by the token's ``allowedTopics``.
             message: any JSON-serializable value but ``None``.
-            compress: deliver it compressed (binary frames, PROTOCOL.md §4).
+            compress: deliver it compressed (binary frames: the protocol reference, §4).
             retry: try it again after a network failure, as the other methods do. Off by
                 default: a publish whose answer was lost may have been delivered, and
                 publishing it again would deliver it twice. Turn it on when subscribers
