@@ -52,11 +52,22 @@ def admin(kind: str, gw: Gateway, token: Any = None, **options: Any) -> Any:
     return admin_client(kind, "default", token, **options)
 
 
-def closed_port() -> int:
-    """A port nobody listens on."""
+def nowhere() -> str:
+    """A base URL nobody listens on."""
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+        return f"http://127.0.0.1:{sock.getsockname()[1]}"
+
+
+class CountingToken:
+    """A token function that counts its calls."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def __call__(self) -> str:
+        self.calls += 1
+        return "token"
 
 
 # --------------------------------------------------------------------------- publish
@@ -320,19 +331,12 @@ BAD_CALLS = {
 
 @pytest.mark.parametrize("call", BAD_CALLS)
 async def test_bad_arguments_raise_value_error_before_any_request(kind: str, call: str) -> None:
-    calls = 0
-
-    def token() -> str:
-        nonlocal calls
-        calls += 1
-        return "token"
-
+    token = CountingToken()
     # Nothing listens there: a request would be a ConnectError.
-    base_url = f"http://127.0.0.1:{closed_port()}"
-    async with admin_client(kind, "app", token, base_url=base_url, retries=0) as api:
+    async with admin_client(kind, "app", token, base_url=nowhere(), retries=0) as api:
         with pytest.raises(ValueError):
             await BAD_CALLS[call](api)
-    assert calls == 0
+    assert token.calls == 0
 
 
 async def test_fifty_patterns_are_fine(kind: str, gw: Gateway) -> None:
@@ -422,7 +426,7 @@ async def test_the_token_is_in_no_error_repr_or_log(
     caplog.set_level("DEBUG")
     token = gw.mint_admin_token(roles=["Publisher"], allowed_topics=["chat"])
     raised: list[BaseException] = []
-    base_urls = [gw.http_url, f"http://127.0.0.1:{closed_port()}"]
+    base_urls = [gw.http_url, nowhere()]
     for base_url in base_urls:
         async with admin_client(kind, "default", token, base_url=base_url, retries=1) as api:
             for call in (
@@ -495,18 +499,11 @@ async def test_a_publish_is_not_retried_unless_asked(kind: str, gw: Gateway) -> 
 
 
 async def test_an_unreachable_api_is_a_connect_error_after_the_retries(kind: str) -> None:
-    calls = 0
-
-    def token() -> str:
-        nonlocal calls
-        calls += 1
-        return "token"
-
-    base_url = f"http://127.0.0.1:{closed_port()}"
+    token, base_url = CountingToken(), nowhere()
     async with admin_client(kind, "app", token, base_url=base_url, retries=2) as api:
         with pytest.raises(realtime_pubsub.ConnectError) as failed:
             await api.terminate_connections()
-    assert calls == 3
+    assert token.calls == 3
     assert base_url in str(failed.value)
 
 
