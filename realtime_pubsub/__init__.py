@@ -1,8 +1,9 @@
 """realtime_pubsub: a structured-concurrency client for Realtime Pub/Sub, on trio and asyncio
 through anyio, and a local gateway for development and tests.
 
-The local gateway (:mod:`realtime_pubsub.gateway`) and the blocking client
-(:mod:`realtime_pubsub.blocking`) are imported on first use.
+The local gateway (:mod:`realtime_pubsub.gateway`), the blocking client
+(:mod:`realtime_pubsub.blocking`) and the HTTP admin API's client
+(:mod:`realtime_pubsub.admin`) are imported on first use.
 """
 
 import importlib
@@ -15,6 +16,7 @@ from ._client import Listener as Listener
 from ._client import UrlProvider as UrlProvider
 from ._client import connect as connect
 from ._errors import AckTimeout as AckTimeout
+from ._errors import AdminAPIError as AdminAPIError
 from ._errors import AuthenticationError as AuthenticationError
 from ._errors import CertificateError as CertificateError
 from ._errors import ClientClosed as ClientClosed
@@ -69,6 +71,7 @@ __all__ = [
     "ResponseMessage",
     # errors
     "AckTimeout",
+    "AdminAPIError",
     "AuthenticationError",
     "CertificateError",
     "ClientClosed",
@@ -83,18 +86,21 @@ __all__ = [
     "ReplyTimeout",
     "SlowConsumer",
     "WaitTimeout",
-    # the local gateway
+    # the local gateway, the admin API
     "gateway",
+    "admin",
     "__version__",
 ]
 
 if TYPE_CHECKING:
+    from . import admin as admin
     from . import blocking as blocking
     from . import gateway as gateway
 
 #: The submodules reached as attributes of the package, imported on first use: a client
-#: does not pay for the local gateway (nor PyJWT), async code not for the blocking client.
-_LAZY = frozenset({"blocking", "gateway"})
+#: does not pay for the local gateway (nor PyJWT), async code not for the blocking client,
+#: nobody for httpx who does not use the admin API.
+_LAZY = frozenset({"admin", "blocking", "gateway"})
 
 
 def __getattr__(name: str) -> Any:

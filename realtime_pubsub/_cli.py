@@ -1,5 +1,6 @@
-"""The ``realtime-pubsub`` command: listen, publish and send from a shell, run the local
-gateway, mint tokens for it, and a demo of the whole protocol in one process.
+"""The ``realtime-pubsub`` command: listen, publish and send from a shell, call the HTTP
+admin API, run the local gateway, mint tokens for it, and a demo of the whole protocol in
+one process.
 
 Exit status: 0 success, 1 failure (timeout, refused, forbidden, unreachable), 2 bad usage.
 Errors are one readable line (a traceback only with ``--debug``); Ctrl-C ends cleanly.
@@ -33,7 +34,7 @@ from .gateway._config import (
     DEFAULT_MAX_SEND_BUFFER,
     DEFAULT_WRITE_TIMEOUT,
 )
-from .tokens import ALGORITHMS, can_publish, client_token
+from .tokens import ALGORITHMS, admin_token, can_publish, client_token
 
 if sys.version_info < (3, 11):  # pragma: no cover
     from exceptiongroup import BaseExceptionGroup  # type: ignore[import-not-found,unused-ignore]
@@ -186,8 +187,13 @@ def _parser() -> argparse.ArgumentParser:
         help=f"a permission string, repeatable (default: {DEFAULT_PERMISSION})",
     )
     token.add_argument(
-        "--ttl", type=float, default=3600.0, help="seconds until it expires (default 3600)"
+        "--ttl",
+        type=float,
+        default=None,
+        help="seconds until it expires (default 3600, or 300 with --admin)",
     )
+
+    _add_admin_parsers(commands, token, common)
 
     commands.add_parser(
         "demo",
@@ -318,30 +324,37 @@ async def _run_gateway(args: argparse.Namespace) -> int:
         else:
             hint = " --secret <secret>" if args.secret else ""
         print(f"get a token with: realtime-pubsub token{hint}", flush=True)
+        print(f"admin API (HTTP): {gateway.http_url}", flush=True)
         print("press Ctrl-C to stop", flush=True)
         await anyio.sleep_forever()
     return 0
 
 
 def _token(args: argparse.Namespace) -> int:
+    if args.admin or args.role or args.allowed_topic:
+        return _admin_token(args)
     permissions = args.permission or [DEFAULT_PERMISSION]
-    key: str | bytes = args.secret or DEVELOPMENT_SECRET
-    algorithm = args.algorithm or "HS256"
-    if args.private_key is not None:
-        with open(args.private_key, "rb") as file:
-            key = file.read()
-        algorithm = args.algorithm or "RS256"
+    key, algorithm = _signing_key(args)
     print(
         client_token(
             key,
             subject=args.subject,
             permissions=permissions,
-            ttl=args.ttl,
+            ttl=3600.0 if args.ttl is None else args.ttl,
             algorithm=algorithm,
             issuer=args.issuer,
         )
     )
     return 0
+
+
+def _signing_key(args: argparse.Namespace) -> tuple[str | bytes, str]:
+    """The key and algorithm ``token`` signs with: ``--secret`` (or the development
+    secret) and HS256, or ``--private-key`` and RS256, unless ``--algorithm`` says."""
+    if args.private_key is not None:
+        with open(args.private_key, "rb") as file:
+            return file.read(), args.algorithm or "RS256"
+    return args.secret or DEVELOPMENT_SECRET, args.algorithm or "HS256"
 
 
 async def _demo(args: argparse.Namespace) -> int:
@@ -383,12 +396,156 @@ async def _until_interrupted(
     return status
 
 
+# --------------------------------------------------------------------------- the admin API
+
+APP_ID_VARIABLE = "REALTIME_PUBSUB_APP_ID"
+ADMIN_TOKEN_VARIABLE = "REALTIME_PUBSUB_ADMIN_TOKEN"
+API_URL_VARIABLE = "REALTIME_PUBSUB_API_URL"
+#: The public cluster (realtime_pubsub.admin.DEFAULT_BASE_URL, without importing httpx).
+_DEFAULT_API_URL = "https://genesis.r7.21no.de"
+
+
+def _add_admin_parsers(
+    commands: Any, token: argparse.ArgumentParser, common: argparse.ArgumentParser
+) -> None:
+    """The ``admin`` command group (the HTTP admin API) and the admin options of
+    ``token``."""
+    token.add_argument(
+        "--admin",
+        action="store_true",
+        help="an admin token for the HTTP admin API (signed with the app's adminKey)",
+    )
+    token.add_argument(
+        "--role",
+        action="append",
+        default=[],
+        metavar="R",
+        help="with --admin: Publisher, SubscribersAdmin or ConnectionsAdmin; repeatable",
+    )
+    token.add_argument(
+        "--allowed-topic",
+        action="append",
+        default=[],
+        metavar="P",
+        help="with --admin: a topic pattern a Publisher may publish to; repeatable",
+    )
+
+    api = _Parser(add_help=False)
+    api.add_argument("--app-id", help=f"the application's id (default: ${APP_ID_VARIABLE})")
+    api.add_argument("--token", help=f"an admin token (default: ${ADMIN_TOKEN_VARIABLE})")
+    api.add_argument(
+        "--api-url",
+        help=f"the API's base URL (default: ${API_URL_VARIABLE}, else {_DEFAULT_API_URL})",
+    )
+    api.add_argument(
+        "--timeout", type=float, default=10.0, help="seconds per request (default 10)"
+    )
+    admin = commands.add_parser(
+        "admin",
+        parents=[common],
+        help="call the HTTP admin API: publish, unsubscribe users, terminate connections",
+        description="Call the service's HTTP admin API (or the local gateway's) with an "
+        "admin token.",
+    )
+    operations = admin.add_subparsers(dest="operation", required=True, metavar="OPERATION")
+    publish = operations.add_parser(
+        "publish",
+        parents=[common, api],
+        help="publish MESSAGE to TOPIC (role Publisher)",
+        description="Publish MESSAGE to TOPIC; subscribers receive it as it is. MESSAGE is "
+        "sent as JSON when it is valid JSON, else as a string. Not retried.",
+    )
+    publish.add_argument("topic", metavar="TOPIC")
+    publish.add_argument("message", metavar="MESSAGE")
+    publish.add_argument("--compress", action="store_true", help="deliver compressed")
+    unsubscribe = operations.add_parser(
+        "unsubscribe",
+        parents=[common, api],
+        help="remove a subject's subscriptions (role SubscribersAdmin)",
+        description="Remove the subscriptions matching a pattern (* matches anything) from "
+        "every connection of a subject.",
+    )
+    unsubscribe.add_argument("--subject", required=True, help="whose connections")
+    unsubscribe.add_argument(
+        "--pattern",
+        action="append",
+        required=True,
+        metavar="P",
+        help="a topic pattern, repeatable (up to 50)",
+    )
+    terminate = operations.add_parser(
+        "terminate",
+        parents=[common, api],
+        help="close one connection, or all of the app's (role ConnectionsAdmin)",
+        description="Close the connection CONNECTION_ID, or with --all every connection "
+        "of the app. Clients reconnect with a fresh token.",
+    )
+    terminate.add_argument("connection_id", nargs="?", metavar="CONNECTION_ID")
+    terminate.add_argument("--all", action="store_true", help="every connection of the app")
+
+
+def _admin_token(args: argparse.Namespace) -> int:
+    if not args.admin:
+        raise UsageError("--role and --allowed-topic need --admin")
+    if args.permission:
+        raise UsageError("--permission is for client tokens, not --admin ones")
+    if not args.role:
+        raise UsageError("--admin needs at least one --role")
+    key, algorithm = _signing_key(args)
+    print(
+        admin_token(
+            key,
+            subject=args.subject,
+            roles=args.role,
+            allowed_topics=args.allowed_topic or None,
+            ttl=300.0 if args.ttl is None else args.ttl,
+            algorithm=algorithm,
+            issuer=args.issuer,
+        )
+    )
+    return 0
+
+
+def _admin_setting(args: argparse.Namespace, name: str, variable: str) -> str:
+    value: str | None = getattr(args, name) or os.environ.get(variable)
+    if not value:
+        option = "--" + name.replace("_", "-")
+        raise UsageError(f"no {option[2:].replace('-', ' ')}: pass {option} or set {variable}")
+    return value
+
+
+async def _admin(args: argparse.Namespace) -> int:
+    """``realtime-pubsub admin ...``: one request, one line."""
+    if args.operation == "terminate" and (args.all == (args.connection_id is not None)):
+        raise UsageError("terminate takes a CONNECTION_ID or --all (one of the two)")
+    app_id = _admin_setting(args, "app_id", APP_ID_VARIABLE)
+    token = _admin_setting(args, "token", ADMIN_TOKEN_VARIABLE)
+    api_url = args.api_url or os.environ.get(API_URL_VARIABLE) or _DEFAULT_API_URL
+    from .admin import AsyncAdminClient  # httpx, for this command alone
+
+    async with AsyncAdminClient(app_id, token, base_url=api_url, timeout=args.timeout) as api:
+        if args.operation == "publish":
+            await api.publish(args.topic, _payload(args.message), compress=args.compress)
+            print(f"published to {args.topic!r}")
+        elif args.operation == "unsubscribe":
+            await api.unsubscribe(args.subject, args.pattern)
+            print(f"unsubscribed {args.subject!r} from {', '.join(args.pattern)}")
+        elif args.all:
+            await api.terminate_connections()
+            print(f"terminated every connection of {app_id!r}")
+        else:
+            await api.terminate_connection(args.connection_id)
+            print(f"terminated connection {args.connection_id!r}")
+    return 0
+
+
 _ASYNC_COMMANDS = {
     "listen": _listen,
     "publish": _publish_or_send,
     "send": _publish_or_send,
     "gateway": _run_gateway,
     "demo": _demo,
+    "admin": _admin,
 }
 
 

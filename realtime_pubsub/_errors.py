@@ -6,6 +6,7 @@ from __future__ import annotations
 
 __all__ = [
     "AckTimeout",
+    "AdminAPIError",
     "AuthenticationError",
     "CertificateError",
     "ClientClosed",
@@ -66,7 +67,22 @@ class ClientClosed(RealtimePubSubError):
 class AuthenticationError(RealtimePubSubError):
     """The gateway refused the WebSocket handshake with HTTP ``status`` (401: missing,
     malformed or expired token; 403: not allowed; 404: unknown app). Not retried by
-    default: a new attempt with the same credentials would be refused again."""
+    default: a new attempt with the same credentials would be refused again.
+
+    The admin client (:mod:`realtime_pubsub.admin`) raises it, with ``status`` 401, when
+    the HTTP admin API refuses its token."""
+
+    def __init__(self, message: str, *, status: int) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+class AdminAPIError(RealtimePubSubError):
+    """The HTTP admin API answered with a failure ``status`` other than 401
+    (:class:`AuthenticationError`) and 403 (:class:`Forbidden`): 404 for an unknown app or
+    connection, 400 for a request it cannot use, 5xx for a failure of its own. The message
+    quotes the API's explanation, never the token. Not retried: the same request would
+    fail the same way."""
 
     def __init__(self, message: str, *, status: int) -> None:
         super().__init__(message)
@@ -81,7 +97,11 @@ class HandshakeError(RealtimePubSubError):
 class Forbidden(RealtimePubSubError):
     """The gateway closed the connection with 1008 (policy violation), for instance on a
     subscription to a secure topic without the read permission. ``code`` and ``reason``
-    are the gateway's own. Not retried by default."""
+    are the gateway's own. Not retried by default.
+
+    The admin client (:mod:`realtime_pubsub.admin`) raises it when the HTTP admin API
+    answers 403 (the token lacks the operation's role, or the topic is not among its
+    ``allowedTopics``): ``code`` is then 403 and ``reason`` the API's explanation."""
 
     def __init__(self, message: str, *, code: int = 1008, reason: str = "") -> None:
         super().__init__(message)
@@ -94,7 +114,10 @@ class ConnectError(RealtimePubSubError, ConnectionError):
     connection closed before its session started, or the URL provider failed; the
     original error is the ``__cause__``. Retried under the policy; you get it from the
     ``async with`` block only when the policy gives up (but see :class:`CertificateError`,
-    a subclass that is not retried)."""
+    a subclass that is not retried).
+
+    The admin client raises it when the HTTP admin API cannot be reached or the
+    connection fails before the answer arrives."""
 
 
 class CertificateError(ConnectError):
@@ -110,7 +133,8 @@ class WaitTimeout(RealtimePubSubError, TimeoutError):
 
 class ConnectTimeout(RealtimePubSubError, TimeoutError):
     """Opening the connection (TCP, TLS, handshake and welcome) took longer than
-    ``connect_timeout``."""
+    ``connect_timeout``; or, from the admin client, a request to the HTTP admin API got
+    no answer within its ``timeout``."""
 
 
 class AckTimeout(RealtimePubSubError, TimeoutError):

@@ -14,7 +14,18 @@ from realtime_pubsub._protocol import (
     READ_PERMISSION_PREFIX,
 )
 from realtime_pubsub.gateway._auth import Identity
-from realtime_pubsub.gateway._broker import Ack, Action, Broker, Close, Member, Send, permits
+from realtime_pubsub.gateway._broker import (
+    TERMINATED,
+    TERMINATED_REASON,
+    Ack,
+    Action,
+    Broker,
+    Close,
+    Member,
+    Send,
+    matches_any,
+    permits,
+)
 from realtime_pubsub.tokens import can_publish, can_read
 
 EVERYTHING = (can_publish("*"), can_read("*"))
@@ -298,3 +309,93 @@ def test_counts_per_app() -> None:
 )
 def test_permission_patterns(pattern: str, topic: str, expected: bool) -> None:
     assert permits([READ_PERMISSION_PREFIX + pattern], READ_PERMISSION_PREFIX, topic) is expected
+
+
+# --------------------------------------------------------------------------- the admin API
+
+
+@pytest.mark.parametrize("message", ["hello", {"a": [1, 2]}, 3, [None]])
+def test_an_admin_publish_delivers_the_raw_message_as_broadcast(message: Any) -> None:
+    broker = Broker()
+    bob, carol = join(broker), join(broker)
+    subscribe(broker, bob, "news")
+    subscribe(broker, carol, "news")
+    join(broker, app_id="other")
+    [(to, delivered, compress)] = sends(broker.publish_message("app", "news", message))
+    assert to == tuple(sorted((bob.id, carol.id)))
+    assert not compress
+    assert delivered == {"topic": "news", "messageType": "broadcast", "data": message}
+
+
+def test_an_admin_publish_passes_compress_on_and_is_never_acked() -> None:
+    broker = Broker()
+    bob = join(broker)
+    subscribe(broker, bob, "news")
+    actions = broker.publish_message("app", "news", "x", compress=True)
+    assert [compress for _, _, compress in sends(actions)] == [True]
+    assert not any(isinstance(a, Ack) for a in actions)
+
+
+def test_an_admin_publish_reaches_only_its_apps_subscribers() -> None:
+    broker = Broker()
+    other = join(broker, app_id="other")
+    subscribe(broker, other, "news")
+    assert broker.publish_message("app", "news", "x") == []
+    assert broker.publish_message("nowhere", "news", "x") == []
+    [(to, _, _)] = sends(broker.publish_message("other", "news", "x"))
+    assert to == (other.id,)
+
+
+def test_unsubscribe_by_subject_removes_matching_topics_of_that_subject_only() -> None:
+    broker = Broker()
+    phone, laptop = join(broker, "alice"), join(broker, "alice")
+    bob = join(broker, "bob")
+    elsewhere = join(broker, "alice", app_id="other")
+    for member in (phone, laptop, bob, elsewhere):
+        for topic in ("chat/1", "chat/2", "news"):
+            subscribe(broker, member, topic)
+    seen = broker.generation
+    assert broker.unsubscribe_subject("app", "alice", ["chat/*", "nothing"]) == 4
+    assert broker.generation != seen
+    assert phone.subscriptions == laptop.subscriptions == {"news"}
+    assert bob.subscriptions == elsewhere.subscriptions == {"chat/1", "chat/2", "news"}
+    assert broker.count_subscribers("chat/1", "app") == 1
+    # Nothing is sent: the connections are not told. Their own priv/ topics stay.
+    [(to, _, _)] = sends(broker.publish_message("app", f"priv/{phone.id}", 1))
+    assert to == (phone.id,)
+    assert broker.unsubscribe_subject("app", "alice", ["*"]) == 2
+    assert broker.unsubscribe_subject("app", "nobody", ["*"]) == 0
+
+
+def test_terminate_closes_one_connection_of_its_app_and_tells_the_backends() -> None:
+    broker = Broker()
+    backend, alice = join(broker, "backend"), join(broker, "alice")
+    subscribe(broker, backend, "secure/inbound")
+    assert broker.terminate("other", alice.id) == []
+    assert broker.terminate("app", "unknown") == []
+    [close, *presence] = broker.terminate("app", alice.id)
+    assert close == Close(alice.id, TERMINATED, TERMINATED_REASON)
+    [(to, event, _)] = sends(presence)
+    assert to == (backend.id,)
+    assert event["data"]["payload"] == {"status": "disconnected"}
+    assert broker.member(alice.id) is None
+    assert broker.terminate("app", alice.id) == []
+
+
+def test_terminate_without_an_id_closes_every_connection_of_the_app_only() -> None:
+    broker = Broker()
+    members = [join(broker, f"user-{n}") for n in range(3)]
+    other = join(broker, app_id="other")
+    actions = broker.terminate("app")
+    closed = {a.connection_id for a in actions if isinstance(a, Close)}
+    assert closed == {m.id for m in members}
+    assert {a.code for a in actions if isinstance(a, Close)} == {TERMINATED}
+    assert [m.id for m in broker.members()] == [other.id]
+    assert broker.terminate("app") == []
+
+
+def test_topic_patterns_match_as_permission_patterns_do() -> None:
+    assert matches_any(["chat/*", "news"], "chat/a/b")
+    assert matches_any(["chat/*", "news"], "news")
+    assert not matches_any(["chat/*", "news"], "news/x")
+    assert not matches_any([], "news")

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import signal
 import subprocess
@@ -14,9 +15,11 @@ import anyio
 import anyio.abc
 import pytest
 
+from realtime_pubsub.gateway import serve
 from realtime_pubsub.gateway._auth import mint_token
 
-from .raw import running
+from .keys import SECRET
+from .raw import connect, running, subscribed
 
 pytestmark = pytest.mark.anyio
 
@@ -113,6 +116,47 @@ async def test_two_chat_clients_talk(gateway_port: int) -> None:
         await alice.stdin.aclose()
         with anyio.fail_after(10):
             assert await alice.wait() == 0
+
+
+async def test_an_admin_task_announces_mutes_and_disconnects() -> None:
+    """examples/admin_task.py, on each backend, against a gateway that checks its tokens."""
+    async with serve(secret=SECRET) as gw:
+        env = {
+            **os.environ,
+            "REALTIME_PUBSUB_APP_ID": "default",
+            "REALTIME_PUBSUB_ADMIN_KEY": SECRET,
+            "REALTIME_PUBSUB_API_URL": gw.http_url,
+        }
+
+        async def task(*args: str) -> str:
+            result = await anyio.run_process(example("admin_task.py", *args), env=env)
+            return result.stdout.decode().strip()
+
+        alice_url = gw.url(gw.mint_token(subject="alice"))
+        async with connect(alice_url) as alice, connect(gw.url(gw.mint_token())) as bob:
+            for client in (alice, bob):
+                await subscribed(gw, client, "announcements")
+                await subscribed(gw, client, "chat/lobby")
+            assert await task("announce", "Maintenance at 22:00") == "announced"
+            for client in (alice, bob):
+                frame = await client.recv_json()
+                assert frame["data"] == {"text": "Maintenance at 22:00"}
+            assert await task("mute", "alice", "--backend", "trio") == "muted alice"
+            subscriptions = {c.subject: c.subscriptions for c in gw.connections()}
+            assert subscriptions == {
+                "alice": {"announcements"},
+                "user": {"announcements", "chat/lobby"},
+            }
+            assert await task("disconnect-all") == "disconnected every client"
+            for client in (alice, bob):
+                assert (await client.expect_close())[0] == 1001
+        refused = await anyio.run_process(
+            example("admin_task.py", "announce", "hi"),
+            env={**env, "REALTIME_PUBSUB_ADMIN_KEY": "not the adminKey " * 2},
+            check=False,
+        )
+        assert refused.returncode == 1
+        assert refused.stderr.decode().startswith("failed: admin API refused")
 
 
 def test_examples_have_a_docstring_that_says_how_to_run_them() -> None:

@@ -23,10 +23,11 @@ import trio_websocket
 from starlette.testclient import TestClient
 
 import realtime_pubsub
-from realtime_pubsub.gateway import Gateway
+import realtime_pubsub.blocking
+from realtime_pubsub.gateway import AppConfig, Gateway, KeyConfig
 
 from .raw import url_for
-from .threaded import BACKENDS, Gate, running, threaded_gateway
+from .threaded import BACKENDS, Backend, Gate, running, threaded_gateway
 
 EXAMPLES = Path(__file__).parent.parent / "examples"
 UPGRADE_TO_SECRET = (
@@ -146,6 +147,41 @@ def test_flask_views_publish_and_ask_a_plain_python_worker(gate: Gate) -> None:
         assert response.status_code == 504
     finally:
         unanswered.extensions["pubsub"].close()
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_a_flask_backend_mints_browser_tokens_and_publishes_over_http(backend: Backend) -> None:
+    """examples/token_service.py against a gateway whose app has an authKey and an
+    adminKey of its own: each token is signed with the right one."""
+    keys = {"auth_key": "an authKey secret of 32 bytes or more", "admin_key": "an adminKey" * 4}
+    apps = {"shop": AppConfig(KeyConfig(keys["auth_key"]), KeyConfig(keys["admin_key"]))}
+    with threaded_gateway(backend, apps=apps) as gate:
+        service = example("token_service")
+        app = service.create_app(app_id="shop", api_url=gate.gateway.http_url, **keys)
+        http = app.test_client()
+        try:
+            assert http.get("/token").status_code == 401
+            answer = http.get("/token", headers={"X-User": "alice"}).get_json()
+            assert answer["url"] == gate.gateway.url(answer["token"], app_id="shop")
+            with realtime_pubsub.blocking.connect(answer["url"], backend=backend) as browser:
+                assert browser.connection.app_id == "shop"
+                browser.subscribe("orders/42")
+                gate.wait_for_subscribers("orders/42")
+                with browser.listen("orders/42.*") as updates:
+                    shipped = http.post("/orders/42/ship")
+                    assert (shipped.status_code, shipped.get_json()["announced"]) == (200, True)
+                    update = updates.get(timeout=20)
+            assert update is not None
+            assert update.payload == {"order": "42", "status": "shipped"}
+        finally:
+            app.extensions["admin"].close()
+        # A failure to announce does not fail the view: the order is shipped anyway.
+        unreachable = service.create_app(app_id="shop", api_url="http://127.0.0.1:1", **keys)
+        try:
+            shipped = unreachable.test_client().post("/orders/7/ship")
+            assert (shipped.status_code, shipped.get_json()["announced"]) == (202, False)
+        finally:
+            unreachable.extensions["admin"].close()
 
 
 # --------------------------------------------------------------------------- trio

@@ -50,11 +50,12 @@ class Gate:
 
 
 @contextmanager
-def threaded_gateway(backend: Backend) -> Iterator[Gate]:
-    """Run a gateway on an event loop of ``backend`` in a thread, for the block."""
+def threaded_gateway(backend: Backend, **options: Any) -> Iterator[Gate]:
+    """Run a gateway on an event loop of ``backend`` in a thread, for the block;
+    ``options`` go to :func:`~realtime_pubsub.gateway.serve`."""
     with (
         start_blocking_portal(backend) as portal,
-        portal.wrap_async_context_manager(serve()) as gateway,
+        portal.wrap_async_context_manager(serve(**options)) as gateway,
     ):
         yield Gate(gateway, portal.call, backend)
 

@@ -1,6 +1,7 @@
 """How a connection gets in: the TCP listener (stopped and restarted on the same port by
 the fault injection), the TLS handshake, and the WebSocket handshake with its HTTP answers
-(404 for a path or app the gateway does not serve, 401 for a token it refuses)."""
+(404 for a path or app the gateway does not serve, 401 for a token it refuses). Requests
+for the HTTP admin API take another way after the TLS handshake (``_http``)."""
 
 from __future__ import annotations
 
@@ -121,21 +122,32 @@ class Admission:
     remote_address: str
 
 
-async def handshake(ws: WebSocketIO, keyring: Keyring, limits: Limits) -> Admission | None:
-    """Read the client's upgrade request and answer it: 101 and an :class:`Admission`, or
-    an HTTP error and None (also for a client that sends no request in time)."""
+async def handshake(
+    ws: WebSocketIO, keyring: Keyring, limits: Limits, received: bytes = b""
+) -> Admission | None:
+    """Read the client's upgrade request, whose first bytes (``received``) were read
+    already, and answer it: 101 and an :class:`Admission`, or an HTTP error and None (also
+    for a client that sends no request in time)."""
+    protocol = ws.protocol
+    assert isinstance(protocol, ServerProtocol)
     request: Request | None = None
     with anyio.move_on_after(limits.handshake_timeout):
-        while request is None and ws.protocol.state is State.CONNECTING:
-            for event in await ws.receive_events():
+        while request is None and protocol.state is State.CONNECTING:
+            if received:
+                protocol.receive_data(received)
+                received = b""
+                events = protocol.events_received()
+                if protocol.writes:  # a malformed request: websockets answered it
+                    await ws.flush()
+            else:
+                events = await ws.receive_events()
+            for event in events:
                 if isinstance(event, Request):
                     request = event
-            if ws.protocol.handshake_exc is not None or ws.closed:
+            if protocol.handshake_exc is not None or ws.closed:
                 return None
     if request is None:
         return None
-    protocol = ws.protocol
-    assert isinstance(protocol, ServerProtocol)
     answer = _authorize(request, keyring)
     if isinstance(answer, tuple):
         status, text = answer

@@ -1,6 +1,6 @@
-"""Who may connect to the local gateway: which key verifies which application's tokens
-(the service's ``authKey``/``adminKey`` per app, one shared secret for all, or nothing in
-development mode), and the identity a verified token gives."""
+"""Who may connect to the local gateway and call its admin API: which key verifies which
+application's tokens (the service's ``authKey``/``adminKey`` per app, one shared secret for
+all, or nothing in development mode), and the identity a verified token gives."""
 
 from __future__ import annotations
 
@@ -10,10 +10,10 @@ from typing import Any, Final
 import attrs
 import jwt
 
-from ..tokens import can_publish, client_token
+from ..tokens import admin_token, can_publish, client_token
 from ._config import AppConfig, KeyConfig
 
-__all__ = ["Identity", "Keyring", "TokenRejected", "UnknownApp", "mint_token"]
+__all__ = ["AdminIdentity", "Identity", "Keyring", "TokenRejected", "UnknownApp", "mint_token"]
 
 #: Signs minted tokens when the gateway runs without keys (it then verifies nothing).
 DEVELOPMENT_SECRET: Final = "realtime-pubsub-development-secret"
@@ -23,7 +23,8 @@ DEFAULT_APP: Final = "default"
 
 class TokenRejected(Exception):
     """The token is missing, malformed, badly signed, expired, signed with an algorithm the
-    app does not accept or by an issuer it does not trust: the handshake gets 401."""
+    app does not accept or by an issuer it does not trust: the handshake (or the admin
+    request) gets 401."""
 
 
 class UnknownApp(Exception):
@@ -49,6 +50,30 @@ class Identity:
         return cls(
             subject=str(subject) if subject is not None else None,
             permissions=tuple(p for p in permissions if isinstance(p, str)),
+        )
+
+
+def _strings(value: Any) -> tuple[str, ...]:
+    return tuple(v for v in value if isinstance(v, str)) if isinstance(value, list) else ()
+
+
+@attrs.frozen
+class AdminIdentity:
+    """Who calls the admin API, from an admin token: its subject, ``roles`` and (for a
+    ``Publisher``) the ``allowedTopics`` patterns."""
+
+    subject: str | None
+    roles: tuple[str, ...]
+    allowed_topics: tuple[str, ...]
+
+    @classmethod
+    def from_claims(cls, claims: Mapping[str, Any]) -> AdminIdentity:
+        """The identity of verified claims; anything ill-typed counts as absent."""
+        subject = claims.get("sub")
+        return cls(
+            subject=str(subject) if subject is not None else None,
+            roles=_strings(claims.get("roles")),
+            allowed_topics=_strings(claims.get("allowedTopics")),
         )
 
 
@@ -128,6 +153,13 @@ class Keyring:
         key = self.auth_key(app_id)
         return Identity.from_claims(decode(token, key))
 
+    def authenticate_admin(self, app_id: str, token: str | None) -> AdminIdentity:
+        """Verify an admin ``token`` for ``app_id`` with its ``adminKey`` (the shared
+        secret when the gateway has one) and say who it is. Raises :class:`UnknownApp` or
+        :class:`TokenRejected` (never showing the token)."""
+        key = self.admin_key(app_id)
+        return AdminIdentity.from_claims(decode(token, key, what="admin token"))
+
     def client_token(
         self,
         app_id: str | None,
@@ -139,31 +171,55 @@ class Keyring:
     ) -> str:
         """A token :meth:`authenticate` accepts for ``app_id`` (or the default app): signed
         with the app's first algorithm, by its first issuer."""
-        key = self.auth_key(self.app(app_id))
-        if key is None:
-            return client_token(
-                DEVELOPMENT_SECRET,
-                subject=subject,
-                permissions=permissions,
-                ttl=ttl,
-                claims=claims,
-            )
         return client_token(
-            key.signing_key(),
             subject=subject,
             permissions=permissions,
             ttl=ttl,
-            algorithm=key.algorithms[0],
-            issuer=key.issuer[0] if key.issuer else None,
             claims=claims,
+            **_signing(self.auth_key(self.app(app_id))),
+        )
+
+    def admin_token(
+        self,
+        app_id: str | None,
+        *,
+        subject: str,
+        roles: Sequence[str],
+        allowed_topics: Sequence[str] | None,
+        ttl: float | None,
+    ) -> str:
+        """A token :meth:`authenticate_admin` accepts for ``app_id`` (or the default app),
+        signed as :meth:`client_token` signs; :class:`TokenRejected` when the app has no
+        ``adminKey``."""
+        return admin_token(
+            subject=subject,
+            roles=roles,
+            allowed_topics=allowed_topics,
+            ttl=ttl,
+            **_signing(self.admin_key(self.app(app_id))),
         )
 
 
-def decode(token: str | None, key: KeyConfig | None) -> dict[str, Any]:
-    """The claims of ``token``, verified with ``key`` (without one, decoded unverified but
-    ``exp`` still honoured); :class:`TokenRejected` says what is wrong with it."""
+def _signing(key: KeyConfig | None) -> dict[str, Any]:
+    """How to sign a token that ``key`` verifies: its signing key, first algorithm and
+    first issuer (without a key, development mode's secret)."""
+    if key is None:
+        return {"key": DEVELOPMENT_SECRET}
+    return {
+        "key": key.signing_key(),
+        "algorithm": key.algorithms[0],
+        "issuer": key.issuer[0] if key.issuer else None,
+    }
+
+
+def decode(
+    token: str | None, key: KeyConfig | None, *, what: str = "access token"
+) -> dict[str, Any]:
+    """The claims of ``token`` (``what`` names it in messages), verified with ``key``
+    (without one, decoded unverified but ``exp`` still honoured); :class:`TokenRejected`
+    says what is wrong with it."""
     if not token:
-        raise TokenRejected("missing access token")
+        raise TokenRejected(f"missing {what}")
     try:
         if key is None:
             claims: dict[str, Any] = jwt.decode(
@@ -172,15 +228,13 @@ def decode(token: str | None, key: KeyConfig | None) -> dict[str, Any]:
             return claims
         return key.decode(token)
     except jwt.ExpiredSignatureError:
-        raise TokenRejected("access token expired") from None
+        raise TokenRejected(f"{what} expired") from None
     except jwt.InvalidAlgorithmError:
-        raise TokenRejected(
-            "access token signed with an algorithm the app does not accept"
-        ) from None
+        raise TokenRejected(f"{what} signed with an algorithm the app does not accept") from None
     except (jwt.InvalidIssuerError, jwt.MissingRequiredClaimError):
-        raise TokenRejected("access token from an issuer the app does not accept") from None
+        raise TokenRejected(f"{what} from an issuer the app does not accept") from None
     except jwt.PyJWTError as exc:
-        raise TokenRejected(f"invalid access token ({type(exc).__name__})") from None
+        raise TokenRejected(f"invalid {what} ({type(exc).__name__})") from None
 
 
 def mint_token(

@@ -1,6 +1,6 @@
 """The gateway's protocol rules, with no I/O: who may subscribe, publish and send, fan-out,
-presence, acknowledgements, replies, and the ``priv/`` and ``secure/`` rules of
-PROTOCOL.md.
+presence, acknowledgements, replies, the ``priv/`` and ``secure/`` rules of PROTOCOL.md,
+and what the HTTP admin API's operations do (§8).
 
 The :class:`Broker` takes events (a connection joined with these claims, this frame arrived
 from it, it left) and returns what to do (:class:`Send` these bytes to these connections,
@@ -24,6 +24,7 @@ from .._messages import ConnectionInfo
 from .._protocol import (
     CLOSE_FORBIDDEN_PUBLISH,
     CLOSE_FORBIDDEN_SUBSCRIBE,
+    DEFAULT_MESSAGE_TYPE,
     INBOUND_TOPIC,
     PRIVATE_PREFIX,
     READ_PERMISSION_PREFIX,
@@ -36,6 +37,7 @@ from .._protocol import (
     encode_ack,
     encode_client_info,
     encode_delivery,
+    encode_gateway_frame,
     encode_presence,
     encode_welcome,
     parse_client_frame,
@@ -43,10 +45,14 @@ from .._protocol import (
 )
 from ._auth import Identity
 
-__all__ = ["Ack", "Action", "Broker", "Close", "Member", "Send", "permits"]
+__all__ = ["Ack", "Action", "Broker", "Close", "Member", "Send", "matches_any", "permits"]
 
 #: The close code of a permission failure (PROTOCOL.md §5, [E]).
 POLICY_VIOLATION: Final = 1008
+#: The close code and reason of a connection terminated over the HTTP admin API ([E]):
+#: "going away", which clients answer by reconnecting (with a fresh token).
+TERMINATED: Final = 1001
+TERMINATED_REASON: Final = "Connection terminated by an administrator"
 #: How many topics' write permission a connection remembers (publishing is checked once
 #: per topic, not once per message; the cap keeps a topic-hopping client from growing it).
 _WRITE_CACHE_SIZE: Final = 1024
@@ -90,12 +96,15 @@ def _compile(pattern: str) -> re.Pattern[str]:
     return re.compile("^" + ".*".join(re.escape(part) for part in pattern.split("*")) + "$")
 
 
+def matches_any(patterns: Iterable[str], topic: str) -> bool:
+    """Whether any of the topic ``patterns`` matches ``topic``: the patterns of permissions,
+    of an admin token's ``allowedTopics`` and of an admin unsubscribe alike."""
+    return any(_compile(pattern).match(topic) for pattern in patterns)
+
+
 def permits(permissions: Iterable[str], prefix: str, topic: str) -> bool:
     """Whether any permission ``<prefix><pattern>`` has a pattern matching ``topic``."""
-    for permission in permissions:
-        if permission.startswith(prefix) and _compile(permission[len(prefix) :]).match(topic):
-            return True
-    return False
+    return matches_any((p[len(prefix) :] for p in permissions if p.startswith(prefix)), topic)
 
 
 @attrs.define(eq=False)
@@ -236,6 +245,52 @@ class Broker:
             del self._apps[member.app_id]
         self.generation += 1
         return self._presence(member, "disconnected")
+
+    # ------------------------------------------------------------------ the HTTP admin API
+
+    def publish_message(
+        self, app_id: str, topic: str, message: Any, *, compress: bool = False
+    ) -> list[Action]:
+        """An administrator published ``message`` to ``topic`` of ``app_id``: its
+        subscribers receive it as the frame's ``data``, unwrapped (no ``client``, no
+        ``id``: nobody sent it over a connection), with message type ``broadcast`` [E].
+        Nobody is acknowledged."""
+        app = self._apps.get(app_id)
+        subscribers = app.topics.get(topic) if app is not None else None
+        if not subscribers:
+            return []
+        frame = encode_gateway_frame(topic, DEFAULT_MESSAGE_TYPE, message)
+        return [Send(tuple(subscribers), frame, compress)]
+
+    def unsubscribe_subject(self, app_id: str, subject: str, patterns: Iterable[str]) -> int:
+        """Remove the subscriptions matching any of ``patterns`` from every connection of
+        ``subject`` in ``app_id``; returns how many were removed. The connections are not
+        told (the real service's behaviour is unpublished), and a connection's own
+        ``priv/`` topic is never removed."""
+        patterns = tuple(patterns)
+        removed = 0
+        for member in self.members(app_id):
+            if member.identity.subject != subject:
+                continue
+            for topic in [t for t in member.subscriptions if matches_any(patterns, t)]:
+                self._unsubscribe(member, topic)
+                removed += 1
+        return removed
+
+    def terminate(self, app_id: str, connection_id: str | None = None) -> list[Action]:
+        """Close connection ``connection_id`` of ``app_id``, or with ``None`` every
+        connection of the app, with :data:`TERMINATED` and :data:`TERMINATED_REASON`. One
+        :class:`Close` per connection closed (none for an id the app does not have),
+        followed by the presence events."""
+        if connection_id is None:
+            members = list(self.members(app_id))
+        else:
+            member = self._members.get(connection_id)
+            members = [member] if member is not None and member.app_id == app_id else []
+        actions: list[Action] = []
+        for member in members:
+            actions += self._refuse(member, TERMINATED, TERMINATED_REASON)
+        return actions
 
     # ------------------------------------------------------------------ the rules
 

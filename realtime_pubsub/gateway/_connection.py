@@ -140,6 +140,11 @@ class Connection:
         self._leave()
         self._over.set()
 
+    def arm(self, seconds: float) -> None:
+        """End it ``seconds`` from now, whatever is in progress, unless armed again before
+        (the HTTP API's backstop for each request)."""
+        self._scope.deadline = anyio.current_time() + seconds
+
     def _close_within(self, seconds: float) -> None:
         self._scope.deadline = min(self._scope.deadline, anyio.current_time() + seconds)
 

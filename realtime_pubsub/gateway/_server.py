@@ -6,6 +6,8 @@ between its parts: connections come in through ``_accept`` (listener, TLS, hands
 keys from ``_auth``), each is driven by a ``_connection.Connection`` (its read and write
 loops and limits), and every frame goes through the sans-IO ``_broker.Broker``, whose
 decisions (send these bytes to these connections, close that one) are carried out here.
+Requests for the HTTP admin API (paths under ``/api/``) are served by ``_http`` on the
+same port, and end in the same broker.
 """
 
 from __future__ import annotations
@@ -22,10 +24,11 @@ import anyio
 import anyio.abc
 import attrs
 
+from .._admin_protocol import ROLES
 from .._wsio import server_frame
 from ..tokens import can_publish
 from ._accept import Listener, handshake, open_stream, websocket
-from ._auth import Keyring
+from ._auth import Keyring, TokenRejected
 from ._broker import Ack, Action, Broker, Close, Member, Send
 from ._config import (
     DEFAULT_MAX_MESSAGE_SIZE,
@@ -35,6 +38,7 @@ from ._config import (
     Limits,
 )
 from ._connection import Connection
+from ._http import AdminApi, Request, Response, is_api_request, read_request_line, serve_http
 
 __all__ = ["ConnectionSnapshot", "Gateway", "serve"]
 
@@ -86,6 +90,7 @@ class Gateway:
         self.limits = limits
         self._keyring = keyring
         self._broker = Broker(acks=acks)
+        self._admin_api = AdminApi(keyring, self._broker)
         self._listener = Listener(host, port, self._handle)
         self._task_group: anyio.abc.TaskGroup | None = None
         #: Every accepted connection, handshaking, open or closing.
@@ -145,6 +150,11 @@ class Gateway:
 
     # ------------------------------------------------------------------ addresses and tokens
 
+    def _origin(self, scheme: str) -> str:
+        tls = "s" if self.ssl_context is not None else ""
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"{scheme}{tls}://{host}:{self.port}"
+
     def url(self, token: str, *, app_id: str | None = None) -> str:
         """A ready URL: ``ws://host:port/apps/<app>?access_token=<token>`` (``wss://`` when
         serving TLS).
@@ -152,11 +162,16 @@ class Gateway:
         ``app_id`` defaults to the gateway's own app id, or its only configured app, or
         ``"default"``; a gateway configured with several apps needs it.
         """
-        app = self._keyring.app(app_id)
-        host = f"[{self.host}]" if ":" in self.host else self.host
+        app = urllib.parse.quote(self._keyring.app(app_id), safe="")
         query = urllib.parse.urlencode({"access_token": token})
-        scheme = "wss" if self.ssl_context is not None else "ws"
-        return f"{scheme}://{host}:{self.port}/apps/{urllib.parse.quote(app, safe='')}?{query}"
+        return f"{self._origin('ws')}/apps/{app}?{query}"
+
+    @property
+    def http_url(self) -> str:
+        """The base URL of the HTTP admin API, served on the same port as WebSocket
+        clients: ``http://host:port`` (``https://`` when serving TLS). Give it to
+        :class:`~realtime_pubsub.admin.AdminClient` as ``base_url``."""
+        return self._origin("http")
 
     def mint_token(
         self,
@@ -180,6 +195,31 @@ class Gateway:
         return self._keyring.client_token(
             app_id, subject=subject, permissions=permissions, ttl=ttl, claims=claims
         )
+
+    def mint_admin_token(
+        self,
+        *,
+        subject: str = "admin",
+        roles: Sequence[str] = ROLES,
+        allowed_topics: Sequence[str] | None = ("*",),
+        ttl: float | None = 300.0,
+        app_id: str | None = None,
+    ) -> str:
+        """A token this gateway's HTTP admin API accepts for ``app_id`` (default as for
+        :meth:`url`), signed like :meth:`mint_token` but with the app's ``adminKey``.
+
+        By default it holds every role (``Publisher``, ``SubscribersAdmin``,
+        ``ConnectionsAdmin``) and may publish to any topic (``allowed_topics=["*"]``);
+        narrow ``roles`` and ``allowed_topics`` to test refusals (``None`` leaves the
+        ``allowedTopics`` claim out: such a ``Publisher`` may publish nowhere). Raises
+        :class:`ValueError` for an app configured without an ``adminKey``.
+        """
+        try:
+            return self._keyring.admin_token(
+                app_id, subject=subject, roles=roles, allowed_topics=allowed_topics, ttl=ttl
+            )
+        except TokenRejected as exc:
+            raise ValueError(f"cannot mint an admin token: {exc}") from None
 
     # ------------------------------------------------------------------ introspection
 
@@ -312,8 +352,16 @@ class Gateway:
         stream = await open_stream(conn.stream, self.ssl_context, self.limits)
         if stream is None:
             return
+        received = await read_request_line(stream)
+        if received is None:
+            return
+        if is_api_request(received):
+            await serve_http(
+                stream, received, limits=self.limits, handle=self._answer, deadline=conn.arm
+            )
+            return
         conn.ws = websocket(stream, self.limits)
-        admission = await handshake(conn.ws, self._keyring, self.limits)
+        admission = await handshake(conn.ws, self._keyring, self.limits, received)
         if admission is None:
             return
         member, actions = self._broker.connect(
@@ -331,6 +379,12 @@ class Gateway:
         self._apply(actions)
         broker = self._broker
         await conn.read_loop(lambda data: self._apply(broker.receive(connection_id, data)))
+
+    def _answer(self, request: Request) -> Response:
+        """Answer one admin API request, carrying out what the broker decided."""
+        response, actions = self._admin_api.handle(request)
+        self._apply(actions)
+        return response
 
     def _left(self, conn: Connection) -> None:
         assert conn.id is not None
