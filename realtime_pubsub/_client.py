@@ -606,13 +606,16 @@ class Client:
             if not self._policy.retries(error, failures):
                 self._fail(error)
                 return
-            await anyio.sleep(self._policy.delay(max(failures - 1, 0)))
+            delay = self._policy.delay(max(failures - 1, 0))
+            again = "reconnecting" if self._info is not None else "connecting again"
+            self._logger.info("%s in %.1f s (attempt %d)", again, delay, failures + 1)
+            await anyio.sleep(delay)
 
     async def _run_session(self) -> CloseInfo:
         """One attempt: open a connection and run a session on it until it ends."""
         url = await self._resolve_url()
         self._masked_url = mask_url(url)
-        self._logger.debug("connecting to %s", self._masked_url)
+        self._logger.info("connecting to %s", self._masked_url)
         deadline = anyio.current_time() + self._connect_timeout
         async with self._transport.open(
             url,
