@@ -1,0 +1,210 @@
+"""README.rst's code, run as a reader runs it, so that it stays true: each Python block as a
+script of its own, and the local gateway's shell commands as processes.
+
+Every Python block defines the URL for the reader to fill in, on one line
+(:data:`PLACEHOLDER`). The tests replace that line, and nothing else, with the URL of a
+local gateway and a token carrying the permissions the README says the block needs.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import sys
+import textwrap
+from pathlib import Path
+
+import anyio
+import anyio.abc
+import pytest
+
+from realtime_pubsub.gateway import Gateway
+from realtime_pubsub.tokens import can_publish, can_read
+
+from .raw import running
+
+pytestmark = pytest.mark.anyio
+
+ROOT = Path(__file__).parent.parent
+README = (ROOT / "README.rst").read_text(encoding="utf-8")
+
+#: The line that defines the URL in each Python block, as the README gives it.
+PLACEHOLDER = 'URL = "wss://genesis.r7.21no.de/apps/<app-id>?access_token=<JWT>"'
+
+#: What ``realtime-pubsub token`` grants by default: publishing anywhere.
+CLIENT = (can_publish("*"),)
+#: A backend service's token, as the README says: it also reads ``secure/inbound``.
+BACKEND = (*CLIENT, can_read("secure/inbound"))
+
+#: How each Python block starts its work, which tells the tests how to run it.
+TRIO = "trio.run(main)"
+ASYNCIO = "asyncio.run(main())"
+ANYIO = "anyio.run(main)"
+BLOCKING = "with realtime_pubsub.blocking.connect(URL) as client:"
+
+
+def code_blocks(text: str, language: str) -> list[str]:
+    """The contents of the ``.. code-block:: <language>`` directives in ``text``."""
+    blocks = []
+    lines = text.splitlines()
+    for index, line in enumerate(lines):
+        directive = re.fullmatch(r"( *)\.\. code-block:: *(\S+) *", line)
+        if directive is None or directive.group(2) != language:
+            continue
+        indent = len(directive.group(1))
+        body = []
+        for following in lines[index + 1 :]:
+            if following.strip() and len(following) - len(following.lstrip()) <= indent:
+                break
+            body.append(following)
+        # Directive options (":caption: ...") come before the first blank line.
+        while body and body[0].strip().startswith(":"):
+            body.pop(0)
+        blocks.append(textwrap.dedent("\n".join(body)).strip("\n") + "\n")
+    return blocks
+
+
+def section(text: str, title: str) -> str:
+    """The text of the section ``title`` of ``text`` (up to the next title of any level)."""
+    lines = text.splitlines()
+    assert title in lines, f"README.rst has no section {title!r}"
+    start = lines.index(title) + 2
+    end = start
+    while end < len(lines) and not (
+        end + 1 < len(lines) and lines[end] and re.fullmatch(r"([-=~^])\1{2,}", lines[end + 1])
+    ):
+        end += 1
+    return "\n".join(lines[start:end])
+
+
+PYTHON_BLOCKS = code_blocks(README, "python")
+
+
+def python_block(start: str) -> str:
+    """The one Python block of README.rst with a line that starts with ``start``."""
+    found = [
+        block
+        for block in PYTHON_BLOCKS
+        if any(line.startswith(start) for line in block.splitlines())
+    ]
+    assert len(found) == 1, f"{len(found)} Python blocks of README.rst start {start!r}"
+    return found[0]
+
+
+def with_url(block: str, url: str) -> str:
+    """``block`` with its URL line (and nothing else) replaced by one defining ``url``."""
+    lines = block.splitlines()
+    assert lines.count(PLACEHOLDER) == 1, f"this block does not define URL as expected:\n{block}"
+    return "\n".join(f"URL = {url!r}" if line == PLACEHOLDER else line for line in lines)
+
+
+async def run_script(script: str) -> str:
+    """Run ``script`` in a Python process of its own; its output, once it has succeeded
+    without a word on stderr (where a traceback or a warning would go)."""
+    with anyio.fail_after(60):
+        result = await anyio.run_process([sys.executable, "-c", script], check=False)
+    stderr = result.stderr.decode()
+    assert result.returncode == 0, f"exit status {result.returncode}:\n{stderr}"
+    assert stderr == ""
+    return result.stdout.decode()
+
+
+async def read_until(stream: anyio.abc.ByteReceiveStream | None, text: str) -> str:
+    """What ``stream`` gives up to and including ``text`` (the test fails if it never
+    comes)."""
+    assert stream is not None
+    output = b""
+    with anyio.fail_after(30):
+        while text.encode() not in output:
+            output += await stream.receive()
+    return output.decode()
+
+
+def test_every_python_block_is_run_by_a_test() -> None:
+    starts = (TRIO, ASYNCIO, ANYIO, BLOCKING)
+    assert sorted(PYTHON_BLOCKS) == sorted(python_block(start) for start in starts)
+
+
+async def test_the_trio_quickstart_runs(realtime_pubsub_gateway: Gateway) -> None:
+    url = realtime_pubsub_gateway.url(
+        realtime_pubsub_gateway.mint_token(subject="reader", permissions=CLIENT)
+    )
+    assert await run_script(with_url(python_block(TRIO), url)) == "reader said hello\n"
+
+
+async def test_the_asyncio_quickstart_runs(realtime_pubsub_gateway: Gateway) -> None:
+    url = realtime_pubsub_gateway.url(
+        realtime_pubsub_gateway.mint_token(subject="reader", permissions=CLIENT)
+    )
+    assert await run_script(with_url(python_block(ASYNCIO), url)) == "reader said hello\n"
+
+
+async def test_the_request_gets_its_reply_from_the_example_backend(
+    realtime_pubsub_gateway: Gateway, anyio_backend: str
+) -> None:
+    backend_url = realtime_pubsub_gateway.url(
+        realtime_pubsub_gateway.mint_token(subject="backend", permissions=BACKEND)
+    )
+    url = realtime_pubsub_gateway.url(realtime_pubsub_gateway.mint_token(permissions=CLIENT))
+    script = with_url(python_block(ANYIO), url)
+    if anyio_backend == "trio":
+        # What the block's own comment says to write for trio.
+        on_trio = 'anyio.run(main, backend="trio")'
+        assert on_trio in script
+        script = re.sub(r"^anyio\.run\(main\)", on_trio, script, flags=re.M)
+    example = [sys.executable, str(ROOT / "examples" / "rpc_backend.py"), "--url", backend_url]
+    async with running(example) as backend:
+        await read_until(backend.stdout, "backend ready")
+        assert await run_script(script) == "6.5\n"
+
+
+async def test_the_blocking_client_runs(realtime_pubsub_gateway: Gateway) -> None:
+    url = realtime_pubsub_gateway.url(realtime_pubsub_gateway.mint_token(permissions=BACKEND))
+    assert await run_script(with_url(python_block(BLOCKING), url)) == ""
+
+
+async def test_the_local_gateway_commands_run() -> None:
+    # The README's two console blocks: the gateway in a terminal of its own, and the
+    # commands typed in another. Each line runs in bash with this environment's
+    # ``realtime-pubsub`` first on the PATH; the gateway listens on a free port instead of
+    # 8765 (which may be taken), and the URL names that port.
+    gateway_line, commands = code_blocks(section(README, "The local gateway"), "console")
+    assert gateway_line.strip() == "realtime-pubsub gateway --port 8765"
+    environment = dict(os.environ)
+    environment["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{environment['PATH']}"
+
+    def bash(line: str) -> list[str]:
+        return ["bash", "-c", line]
+
+    gateway_command = gateway_line.strip().replace("--port 8765", "--port 0")
+    async with running(bash(f"exec {gateway_command}")) as gateway:
+        banner = await read_until(gateway.stdout, "press Ctrl-C")
+        port = re.search(r"listening on [\d.]+:(\d+)", banner)
+        assert port is not None, banner
+        assert commands.count(":8765/") == 1
+        lines = commands.replace(":8765/", f":{port.group(1)}/").splitlines()
+
+        export, listen_line, publish_line = lines
+        assert export.startswith("export ")
+        # The variable it exports, as bash sets it (the token comes from `realtime-pubsub token`).
+        shown = await anyio.run_process(bash(f"{export}\nenv -0"), env=environment)
+        environment = dict(
+            entry.split("=", 1) for entry in shown.stdout.decode().split("\0") if "=" in entry
+        )
+
+        # Backgrounded with `&`: the reader publishes once it says it is listening.
+        assert listen_line.endswith(" &")
+        listen_command = bash(f"exec {listen_line.removesuffix('&').strip()}")
+        async with await anyio.open_process(listen_command, env=environment) as listen:
+            try:
+                await read_until(listen.stderr, "listening on")
+                with anyio.fail_after(30):
+                    published = await anyio.run_process(
+                        bash(publish_line), env=environment, check=False
+                    )
+                assert published.returncode == 0, published.stderr.decode()
+                received = await read_until(listen.stdout, "\n")
+                assert received.startswith("chat.") and '"hi"' in received, received
+            finally:
+                if listen.returncode is None:
+                    listen.kill()
