@@ -82,7 +82,10 @@ async def read_until(stream: anyio.abc.ByteReceiveStream | None, text: str) -> s
     output = b""
     with anyio.fail_after(30):
         while text.encode() not in output:
-            output += await stream.receive()
+            try:
+                output += await stream.receive()
+            except anyio.EndOfStream:
+                pytest.fail(f"the output ended before {text!r}:\n{output.decode()}")
     return output.decode()
 
 
@@ -129,48 +132,44 @@ async def test_the_blocking_client_runs(realtime_pubsub_gateway: Gateway) -> Non
     assert await run_script(with_url(python_block(BLOCKING), url)) == ""
 
 
-async def test_the_local_gateway_commands_run() -> None:
+async def test_the_local_gateway_commands_run(monkeypatch: pytest.MonkeyPatch) -> None:
     # The README's two console blocks: the gateway in a terminal of its own, and the
-    # commands typed in another. Each line runs in bash with this environment's
-    # ``realtime-pubsub`` first on the PATH; the gateway listens on a free port instead of
-    # 8765 (which may be taken), and the URL names that port.
-    gateway_line, commands = code_blocks(section(README, "The local gateway"), "console")
-    assert gateway_line.strip() == "realtime-pubsub gateway --port 8765"
-    environment = dict(os.environ)
-    environment["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{environment['PATH']}"
-
-    def bash(line: str) -> list[str]:
-        return ["bash", "-c", line]
-
-    gateway_command = gateway_line.strip().replace("--port 8765", "--port 0")
-    async with running(bash(f"exec {gateway_command}")) as gateway:
+    # commands typed one after the other in another. Each runs in bash, with this
+    # environment's ``realtime-pubsub`` first on the PATH; the gateway listens on a free
+    # port instead of 8765 (which may be taken), and the URL names that port.
+    gateway_block, commands = code_blocks(section(README, "The local gateway"), "console")
+    assert gateway_block == "realtime-pubsub gateway --port 8765\n"
+    monkeypatch.setenv("PATH", f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
+    on_free_port = gateway_block.strip().replace("--port 8765", "--port 0")
+    async with running(["bash", "-c", f"exec {on_free_port}"]) as gateway:
         banner = await read_until(gateway.stdout, "press Ctrl-C")
         port = re.search(r"listening on [\d.]+:(\d+)", banner)
         assert port is not None, banner
         assert commands.count(":8765/") == 1
-        lines = commands.replace(":8765/", f":{port.group(1)}/").splitlines()
-
-        export, listen_line, publish_line = lines
-        assert export.startswith("export ")
-        # The variable it exports, as bash sets it (the token comes from `realtime-pubsub token`).
-        shown = await anyio.run_process(bash(f"{export}\nenv -0"), env=environment)
-        environment = dict(
-            entry.split("=", 1) for entry in shown.stdout.decode().split("\0") if "=" in entry
-        )
-
-        # Backgrounded with `&`: the reader publishes once it says it is listening.
-        assert listen_line.endswith(" &")
-        listen_command = bash(f"exec {listen_line.removesuffix('&').strip()}")
-        async with await anyio.open_process(listen_command, env=environment) as listen:
-            try:
-                await read_until(listen.stderr, "listening on")
-                with anyio.fail_after(30):
-                    published = await anyio.run_process(
-                        bash(publish_line), env=environment, check=False
-                    )
-                assert published.returncode == 0, published.stderr.decode()
-                received = await read_until(listen.stdout, "\n")
-                assert received.startswith("chat.") and '"hi"' in received, received
-            finally:
-                if listen.returncode is None:
-                    listen.kill()
+        # The shell's state so far: the variables set and exported by earlier lines.
+        state: list[str] = []
+        listening: list[anyio.abc.Process] = []
+        try:
+            for line in commands.replace(":8765/", f":{port.group(1)}/").splitlines():
+                if re.match(r"(export )?\w+=", line):
+                    state.append(line)
+                elif line.endswith("&"):
+                    # Left running in the background; the reader goes on once it says it is
+                    # listening, as the README tells them to.
+                    command = "\n".join([*state, f"exec {line.removesuffix('&')}"])
+                    listening.append(await anyio.open_process(["bash", "-c", command]))
+                    await read_until(listening[-1].stderr, "listening on")
+                else:
+                    with anyio.fail_after(30):
+                        result = await anyio.run_process(
+                            ["bash", "-c", "\n".join([*state, line])], check=False
+                        )
+                    assert result.returncode == 0, f"{line}\n{result.stderr.decode()}"
+            (listen,) = listening
+            received = await read_until(listen.stdout, "\n")
+            assert received.startswith("chat.") and '"hi"' in received, received
+        finally:
+            for process in listening:
+                if process.returncode is None:
+                    process.kill()
+                await process.aclose()
