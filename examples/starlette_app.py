@@ -44,7 +44,7 @@ class State(TypedDict):
 
 
 class EventStream(Response):
-    """Relays one topic as Server-Sent Events until the browser goes or the client closes.
+    """Relays a topic as Server-Sent Events until the browser goes or the client closes.
 
     It is an ASGI response of its own rather than a ``StreamingResponse`` over an async
     generator: the listener is left the moment the browser goes, instead of whenever the
@@ -72,7 +72,11 @@ class EventStream(Response):
             # client.
             async with self.client.listen(f"{self.topic}.*", max_buffer=100) as messages:
                 await send(
-                    {"type": "http.response.start", "status": 200, "headers": self.raw_headers}
+                    {
+                        "type": "http.response.start",
+                        "status": 200,
+                        "headers": self.raw_headers,
+                    }
                 )
                 async with anyio.create_task_group() as tg:
                     tg.start_soon(self._until_disconnect, receive, tg.cancel_scope)
@@ -86,7 +90,11 @@ class EventStream(Response):
         finally:
             logger.info("a browser stopped following %r", self.topic)
 
-    async def _relay(self, messages: realtime_pubsub.MessageStream[Any], send: Send) -> None:
+    async def _relay(
+        self,
+        messages: realtime_pubsub.MessageStream[Any],
+        send: Send,
+    ) -> None:
         await self._send(send, b": following\n\n")  # the browser knows it is live
         while True:
             message: realtime_pubsub.IncomingMessage | None = None
@@ -97,7 +105,8 @@ class EventStream(Response):
             elif message is None:
                 return  # the client closed: the application is shutting down
             else:
-                event = f"event: {message.message_type}\ndata: {json.dumps(message.payload)}\n\n"
+                data = json.dumps(message.payload)
+                event = f"event: {message.message_type}\ndata: {data}\n\n"
                 await self._send(send, event.encode())
 
     @staticmethod
@@ -143,7 +152,8 @@ def create_app(url: str | None = None, *, topics: Collection[str] = TOPICS) -> S
     async def lifespan(app: Starlette) -> AsyncIterator[State]:
         # One client for the whole process, opened before the first request is served and
         # closed after the last: every request borrows it, none opens its own.
-        async with realtime_pubsub.connect(url or os.environ["REALTIME_PUBSUB_URL"]) as client:
+        app_url = url or os.environ["REALTIME_PUBSUB_URL"]
+        async with realtime_pubsub.connect(app_url) as client:
             for topic in topics:
                 await client.subscribe(topic)
             yield {"client": client}

@@ -52,9 +52,11 @@ class Relay:
                 trio.open_nursery() as nursery,
             ):
                 nursery.start_soon(self._until_closed, socket, nursery.cancel_scope)
-                with contextlib.suppress(trio_websocket.ConnectionClosed):  # it went mid-send
+                # The browser may go mid-send.
+                with contextlib.suppress(trio_websocket.ConnectionClosed):
                     # The browser knows it is live.
-                    await socket.send_message(json.dumps({"type": "following", "topic": topic}))
+                    following = {"type": "following", "topic": topic}
+                    await socket.send_message(json.dumps(following))
                     async for message in messages:
                         event = {"type": message.message_type, "payload": message.payload}
                         await socket.send_message(json.dumps(event))
@@ -88,10 +90,11 @@ async def serve(
             await client.subscribe(topic)
         relay = Relay(client, topics)
         async with trio.open_nursery() as nursery:
-            server = await nursery.start(
-                partial(trio_websocket.serve_websocket, relay.handle, host, port, ssl_context=None)
-            )
-            print(f"relaying {', '.join(topics)} on ws://{host}:{server.port}/<topic>", flush=True)
+            # ssl_context=None: plain ws://.
+            serve_websocket = partial(trio_websocket.serve_websocket, ssl_context=None)
+            server = await nursery.start(serve_websocket, relay.handle, host, port)
+            where = f"ws://{host}:{server.port}/<topic>"
+            print(f"relaying {', '.join(topics)} on {where}", flush=True)
             task_status.started(server.port)
 
 
