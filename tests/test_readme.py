@@ -17,6 +17,7 @@ import anyio
 import anyio.abc
 import pytest
 
+import realtime_pubsub
 from realtime_pubsub.gateway import Gateway
 from realtime_pubsub.tokens import can_publish, can_read
 
@@ -41,6 +42,13 @@ TRIO = "trio.run(main)"
 ASYNCIO = "asyncio.run(main())"
 ANYIO = "anyio.run(main)"
 BLOCKING = "with realtime_pubsub.blocking.connect(URL) as client:"
+ADMIN = "with AdminClient(APP_ID, ADMIN_TOKEN, base_url=API_URL) as admin:"
+#: The admin block's lines for the reader to fill in.
+ADMIN_PLACEHOLDERS = (
+    'API_URL = "https://genesis.r7.21no.de"',
+    'APP_ID = "<app-id>"',
+    'ADMIN_TOKEN = "<JWT with the Publisher role>"',
+)
 
 
 PYTHON_BLOCKS = code_blocks(README, "python")
@@ -90,7 +98,7 @@ async def read_until(stream: anyio.abc.ByteReceiveStream | None, text: str) -> s
 
 
 def test_every_python_block_is_run_by_a_test() -> None:
-    starts = (TRIO, ASYNCIO, ANYIO, BLOCKING)
+    starts = (TRIO, ASYNCIO, ANYIO, BLOCKING, ADMIN)
     assert sorted(PYTHON_BLOCKS) == sorted(python_block(start) for start in starts)
 
 
@@ -130,6 +138,32 @@ async def test_the_request_gets_its_reply_from_the_example_backend(
 async def test_the_blocking_client_runs(realtime_pubsub_gateway: Gateway) -> None:
     url = realtime_pubsub_gateway.url(realtime_pubsub_gateway.mint_token(permissions=BACKEND))
     assert await run_script(with_url(python_block(BLOCKING), url)) == ""
+
+
+async def test_the_admin_client_publishes(realtime_pubsub_gateway: Gateway) -> None:
+    gateway = realtime_pubsub_gateway
+    filled = dict(
+        zip(
+            ADMIN_PLACEHOLDERS,
+            (
+                f"API_URL = {gateway.http_url!r}",
+                'APP_ID = "default"',
+                f"ADMIN_TOKEN = {gateway.mint_admin_token(roles=['Publisher']).strip()!r}",
+            ),
+            strict=True,
+        )
+    )
+    block = python_block(ADMIN)
+    assert all(block.splitlines().count(line) == 1 for line in ADMIN_PLACEHOLDERS)
+    script = "\n".join(filled.get(line, line) for line in block.splitlines())
+    url = gateway.url(gateway.mint_token(permissions=CLIENT))
+    async with realtime_pubsub.connect(url) as subscriber:
+        await subscriber.subscribe("chat")
+        async with subscriber.listen("chat.*") as messages:
+            assert await run_script(script) == ""
+            with anyio.fail_after(5):
+                message = await messages.__anext__()
+    assert message.data == {"text": "hello from a view"}
 
 
 async def test_the_local_gateway_commands_run(monkeypatch: pytest.MonkeyPatch) -> None:
