@@ -74,11 +74,11 @@ class ConnectionState(enum.Enum):
 
     #: Opening the first connection.
     CONNECTING = "connecting"
-    #: Connected: the welcome arrived and subscriptions are restored.
+    #: Connected, once the welcome arrived and the subscriptions are restored.
     OPEN = "open"
     #: The connection was lost; a new one is being opened.
     RECONNECTING = "reconnecting"
-    #: Closed for good: the ``async with`` block ended, or a fatal error ended it.
+    #: Closed for good, because the ``async with`` block ended or a fatal error ended it.
     CLOSED = "closed"
 
 

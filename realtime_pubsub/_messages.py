@@ -185,7 +185,7 @@ class IncomingMessage:
 
     @property
     def event(self) -> str:
-        """The event name this message is routed under: ``<topic>.<message_type>``."""
+        """The event name this message is routed under, ``<topic>.<message_type>``."""
         return f"{self.topic}.{self.message_type}"
 
     @property

@@ -233,7 +233,7 @@ class Receipt:
 
     @property
     def id(self) -> str:
-        """The message id: what the gateway's ack and a replier's answer refer to."""
+        """The message id, which the gateway's ack and a replier's answer refer to."""
         return self._slot.id
 
     async def wait_for_ack(self, timeout: float | None = 5.0) -> Ack:

@@ -75,7 +75,7 @@ class TransportConnection(Protocol):
 
     @property
     def close_code(self) -> int | None:
-        """The close code once closed (1006: closed without a closing handshake)."""
+        """The close code once closed (1006 when closed without a closing handshake)."""
 
     @property
     def close_reason(self) -> str:

@@ -45,10 +45,10 @@ _STREAM_GONE: Final = (anyio.BrokenResourceError, anyio.ClosedResourceError, OSE
 class DataMessage(NamedTuple):
     """A complete data message, as a transport hands it to the client."""
 
-    #: The message's content: bytes (text frames too: the JSON parser takes UTF-8 bytes
-    #: as they are), or str from transports that decode text frames themselves.
+    #: The message's content, as bytes (text frames too, since the JSON parser takes
+    #: UTF-8 bytes as they are) or as str from transports that decode text frames.
     data: bytes | bytearray | memoryview | str
-    #: Whether it came as a binary frame (the gateway's "compress: true" deliveries).
+    #: Whether it came as a binary frame, as the gateway delivers compressed messages.
     binary: bool
 
 

@@ -60,7 +60,7 @@ class KeyConfig:
     algorithms: tuple[str, ...] = attrs.field(default=("HS256",), converter=_tuple_of_strings)
     #: The accepted ``iss`` values; empty accepts any issuer (and tokens without ``iss``).
     issuer: tuple[str, ...] = attrs.field(default=(), converter=_tuple_of_strings)
-    #: Not part of the service's configuration: the private key (PEM) matching ``key``,
+    #: The private key (PEM) matching ``key``, not part of the service's configuration,
     #: which lets :meth:`Gateway.mint_token <realtime_pubsub.gateway.Gateway.mint_token>`
     #: sign tokens for an asymmetric key. Unused for ``HS*``.
     private_key: str | bytes | None = attrs.field(default=None, repr=False, kw_only=True)
@@ -130,9 +130,9 @@ class AppConfig:
     """An application as the service configures it: the key that verifies its WebSocket
     clients' tokens and the key that verifies its admin tokens."""
 
-    #: The ``authKey``: verifies the tokens WebSocket clients connect with.
+    #: The ``authKey``, which verifies the tokens WebSocket clients connect with.
     auth_key: KeyConfig
-    #: The ``adminKey``: verifies the HTTP admin API's tokens (none: admin tokens refused).
+    #: The ``adminKey``, which verifies the HTTP admin API's tokens (none refuses them).
     admin_key: KeyConfig | None = None
 
 

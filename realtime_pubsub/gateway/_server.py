@@ -58,8 +58,8 @@ class ConnectionSnapshot:
     remote_address: str
     #: True while :meth:`Gateway.pause_connection` holds it half-open.
     paused: bool
-    #: Bytes queued for it and not yet written: how far behind it is. Over the gateway's
-    #: ``max_send_buffer`` it is closed with 1013.
+    #: How many bytes are queued for it and not yet written, or how far behind it is.
+    #: Over the gateway's ``max_send_buffer`` it is closed with 1013.
     buffered: int = 0
 
 
@@ -85,7 +85,7 @@ class Gateway:
         self.ssl_context = ssl_context
         #: The HS256 secret of ``serve(secret=...)``, if that is how keys were given.
         self.secret = secret
-        #: Seconds to wait before sending each acknowledgement (0: at once).
+        #: Seconds to wait before sending each acknowledgement (0 for at once).
         self.ack_delay = 0.0
         self.limits = limits
         self._keyring = keyring
