@@ -369,7 +369,6 @@ _INTERNAL_TYPES: Final = frozenset({"welcome", "ack", "response"})
 
 def parse_gateway_frame(
     data: bytes | bytearray | memoryview | str,
-    *,
     compression: bool = False,
     replier: Replier | None = None,
 ) -> GatewayEvent:

@@ -133,7 +133,7 @@ class Session:
             while True:
                 for data, binary in await receive():
                     try:
-                        event = parse(data, compression=binary, replier=replier)
+                        event = parse(data, binary, replier)
                     except ProtocolError as exc:
                         report(exc)
                         continue

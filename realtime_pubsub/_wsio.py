@@ -360,24 +360,33 @@ class WebSocketIO:
         """The complete data messages among ``events``, fragments joined; pongs go to
         :attr:`on_pong`; handshake events are skipped."""
         messages: list[DataMessage] = []
+        append, message = messages.append, _data_message
         for frame in events:
-            if not isinstance(frame, Frame):
+            if type(frame) is not Frame:
                 continue
             opcode = frame.opcode
-            if opcode is _TEXT or opcode is _BINARY:
+            if opcode is _TEXT:  # the common case first: one whole text frame
                 if frame.fin:
-                    messages.append(_data_message((frame.data, opcode is _BINARY)))
-                else:
-                    self._fragments = [frame.data]
-                    self._fragment_binary = opcode is _BINARY
-            elif opcode is _CONT and self._fragments is not None:
-                self._fragments.append(frame.data)
+                    append(message((frame.data, False)))
+                    continue
+            elif opcode is _BINARY:
                 if frame.fin:
-                    joined = b"".join(self._fragments)
-                    messages.append(_data_message((joined, self._fragment_binary)))
-                    self._fragments = None
-            elif opcode is _PONG and self.on_pong is not None:
-                self.on_pong(frame.data)
+                    append(message((frame.data, True)))
+                    continue
+            elif opcode is _CONT:
+                if self._fragments is not None:
+                    self._fragments.append(frame.data)
+                    if frame.fin:
+                        append(message((b"".join(self._fragments), self._fragment_binary)))
+                        self._fragments = None
+                continue
+            else:
+                if opcode is _PONG and self.on_pong is not None:
+                    self.on_pong(frame.data)
+                continue
+            # The first frame of a fragmented message.
+            self._fragments = [frame.data]
+            self._fragment_binary = opcode is _BINARY
         return messages
 
     async def aclose(self) -> None:
