@@ -202,7 +202,7 @@ async def _demo(args: argparse.Namespace) -> int:
     from ._demo import DemoFailed, run_demo
 
     try:
-        await run_demo()
+        await run_demo(args.backend)
     except DemoFailed as exc:
         print(f"realtime-pubsub demo: {exc}", file=sys.stderr)
         return 1

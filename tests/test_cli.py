@@ -118,6 +118,14 @@ async def test_publish_with_ack(realtime_pubsub_gateway: Gateway) -> None:
 
 
 @pytest.mark.anyio
+async def test_debug_before_the_command_logs(realtime_pubsub_gateway: Gateway) -> None:
+    gw = realtime_pubsub_gateway
+    result = await run("--debug", "publish", "chat", "hi", "--url", full_url(gw))
+    assert result.returncode == 0, result.stderr
+    assert " DEBUG realtime_pubsub: " in result.stderr
+
+
+@pytest.mark.anyio
 async def test_payload_that_is_not_json_is_sent_as_a_string(
     realtime_pubsub_gateway: Gateway,
 ) -> None:

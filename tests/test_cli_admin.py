@@ -136,7 +136,6 @@ async def test_refusals_fail_in_one_line_with_status_1(gw: Gateway) -> None:
         (publisher, ("terminate", "--all"), "HTTP 403: the token lacks the ConnectionsAdmin"),
         (foreign, ("terminate", "--all"), "HTTP 401: invalid admin token"),
         (gw.mint_admin_token(), ("terminate", "gone"), "HTTP 404: unknown connection"),
-        (gw.mint_admin_token(), ("publish", "", "1"), "topic must be a non-empty string"),
     ]
     for token, args, error in cases:
         result = await run("admin", *args, env=settings(gw, token))
@@ -167,6 +166,8 @@ async def test_an_unreachable_api_fails_in_one_line() -> None:
         (("terminate", "abc", "--all"), None, "a CONNECTION_ID or --all"),
         (("unsubscribe", "--subject", "s"), None, "--pattern"),
         (("publish", "news"), None, "MESSAGE"),
+        (("publish", "", "1"), None, "topic must be a non-empty string"),
+        (("publish", "news", "1", "--timeout", "0"), None, "argument --timeout"),
     ],
 )
 async def test_bad_usage_exits_2(
