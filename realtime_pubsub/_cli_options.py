@@ -354,9 +354,7 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _add_admin_parsers(
-    commands: Any, token: argparse.ArgumentParser, common: _Parser
-) -> None:
+def _add_admin_parsers(commands: Any, token: argparse.ArgumentParser, common: _Parser) -> None:
     """The ``admin`` command group (the HTTP admin API) and the admin options of
     ``token``."""
     token.add_argument(
