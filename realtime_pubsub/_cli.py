@@ -3,18 +3,24 @@ admin API, run the local gateway, mint tokens for it, and a demo of the whole pr
 one process.
 
 Exit status: 0 success, 1 failure (timeout, refused, forbidden, unreachable), 2 bad usage.
-Errors are one readable line (a traceback only with ``--debug``); Ctrl-C ends cleanly.
+Errors are one readable line (a traceback only with ``--debug``); Ctrl-C (or SIGTERM) ends
+any command cleanly, with "stopped" on stderr and status 0.
 """
 
 from __future__ import annotations
 
 import argparse
+import errno
+import importlib.util
 import logging
 import os
+import re
 import signal
+import socket
 import ssl
 import sys
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from contextlib import AsyncExitStack, asynccontextmanager
 from typing import Any
 
 import anyio
@@ -29,13 +35,23 @@ from ._cli_options import (
     DEFAULT_API_URL,
     DEFAULT_PERMISSION,
     URL_VARIABLE,
-    UsageError,
     build_parser,
 )
-from ._client import connect
+from ._cli_report import (
+    CommandFailed,
+    UsageError,
+    describe,
+    error,
+    interrupted,
+    leaves,
+    local_gateway_hint,
+    stopped,
+)
+from ._client import Client, connect
 from ._errors import RealtimePubSubError
 from ._messages import IncomingMessage
-from ._urls import mask_url
+from ._transport import os_reason
+from ._urls import mask_url, validate_url
 from .gateway import load_app_config
 from .gateway._auth import DEVELOPMENT_SECRET
 from .tokens import admin_token, client_token
@@ -47,10 +63,31 @@ __all__ = ["main"]
 
 
 def _url(args: argparse.Namespace) -> str:
+    """The URL to connect to, from ``--url`` or the environment; bad usage if there is
+    none or it cannot be one (saying what is wrong with it, and where it came from)."""
     url: str | None = args.url or os.environ.get(URL_VARIABLE)
     if not url:
         raise UsageError(f"no URL: pass --url or set {URL_VARIABLE}")
-    return url
+    try:
+        return validate_url(url)
+    except ValueError as exc:
+        source = "--url" if args.url else URL_VARIABLE
+        raise UsageError(f"{source}: {exc}") from None
+
+
+@asynccontextmanager
+async def _client(args: argparse.Namespace, policy: ReconnectPolicy) -> AsyncIterator[Client]:
+    """A client of ``args``' URL for the duration of the block. A local URL that cannot be
+    reached fails with advice on starting the gateway."""
+    url = _url(args)
+    try:
+        async with connect(url, reconnect=policy, connect_timeout=args.connect_timeout) as client:
+            yield client
+    except RealtimePubSubError as exc:
+        hint = local_gateway_hint(exc, url)
+        if hint:
+            raise CommandFailed(f"{exc}{hint}") from exc
+        raise
 
 
 def _payload(text: str) -> Any:
@@ -74,7 +111,7 @@ def _describe(message: IncomingMessage) -> str:
 
 
 async def _listen(args: argparse.Namespace) -> int:
-    async with connect(_url(args), connect_timeout=args.connect_timeout) as client:
+    async with _client(args, ReconnectPolicy()) as client:
         for topic in args.subscribe:
             await client.subscribe(topic)
         send, receive = anyio.create_memory_object_stream[IncomingMessage](1000)
@@ -106,9 +143,7 @@ async def _listen(args: argparse.Namespace) -> int:
 
 async def _publish_or_send(args: argparse.Namespace) -> int:
     policy = ReconnectPolicy(initial_delay=0.2, max_delay=2.0, max_attempts=3)
-    async with connect(
-        _url(args), reconnect=policy, connect_timeout=args.connect_timeout
-    ) as client:
+    async with _client(args, policy) as client:
         payload = _payload(args.payload)
         if args.command == "publish":
             receipt = await client.publish(
@@ -135,25 +170,80 @@ def _ssl_context(args: argparse.Namespace) -> ssl.SSLContext | None:
         if args.keyfile is not None:
             raise UsageError("--keyfile needs --certfile")
         return None
+    for option, path in (("--certfile", args.certfile), ("--keyfile", args.keyfile)):
+        if path is not None and not os.path.isfile(path):
+            raise CommandFailed(f"{option} {path}: no such file")
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    context.load_cert_chain(args.certfile, args.keyfile)
+    try:
+        context.load_cert_chain(args.certfile, args.keyfile)
+    except (OSError, ssl.SSLError) as exc:
+        files = args.certfile + (f" and --keyfile {args.keyfile}" if args.keyfile else "")
+        reason = re.sub(r"\s*\(_ssl\.c:\d+\)", "", str(exc))  # OpenSSL's source line
+        raise CommandFailed(
+            f"--certfile {files}: not a PEM certificate with its private key ({reason})"
+        ) from exc
     return context
 
 
+def _read_apps(args: argparse.Namespace) -> dict[str, gateway_module.AppConfig] | None:
+    if args.app_config is None:
+        return None
+    try:
+        return load_app_config(args.app_config)
+    except OSError as exc:
+        raise CommandFailed(f"--app-config {args.app_config}: {os_reason(exc)}") from exc
+
+
+#: What to try when the gateway cannot listen, by the operating system's error number.
+_LISTEN_ADVICE = {
+    errno.EADDRINUSE: "is a gateway running there already? Stop it, or pick another --port; "
+    "--port 0 takes any free one",
+    errno.EADDRNOTAVAIL: "--host must be an address of this machine: 127.0.0.1 for this "
+    "machine alone, 0.0.0.0 for every network",
+    errno.EACCES: "ports below 1024 need privileges: pick another --port",
+}
+
+
+def _cannot_listen(failure: BaseException, args: argparse.Namespace) -> CommandFailed | None:
+    """The one-line failure for a gateway that cannot listen where ``args`` say (the
+    gateway raises it from inside its task group), or None if ``failure`` is another."""
+    found = next((e for e in leaves(failure) if isinstance(e, OSError)), None)
+    if found is None:
+        return None
+    if isinstance(found, socket.gaierror):
+        advice = "--host must be an address of this machine, or its name"
+    else:
+        advice = _LISTEN_ADVICE.get(found.errno or 0, "")
+    return CommandFailed(
+        f"cannot listen on {args.host}:{args.port}: {os_reason(found)}"
+        + (f" ({advice})" if advice else "")
+    )
+
+
 async def _run_gateway(args: argparse.Namespace) -> int:
-    apps = load_app_config(args.app_config) if args.app_config else None
-    async with gateway_module.serve(
-        args.host,
-        args.port,
-        secret=args.secret,
-        apps=apps,
-        app_id=args.app_id,
-        acks=not args.no_acks,
-        max_message_size=args.max_message_size,
-        max_send_buffer=args.max_send_buffer,
-        write_timeout=args.write_timeout,
-        ssl_context=_ssl_context(args),
-    ) as gateway:
+    apps = _read_apps(args)
+    ssl_context = _ssl_context(args)
+    async with AsyncExitStack() as stack:
+        try:
+            gateway = await stack.enter_async_context(
+                gateway_module.serve(
+                    args.host,
+                    args.port,
+                    secret=args.secret,
+                    apps=apps,
+                    app_id=args.app_id,
+                    acks=not args.no_acks,
+                    max_message_size=args.max_message_size,
+                    max_send_buffer=args.max_send_buffer,
+                    write_timeout=args.write_timeout,
+                    ssl_context=ssl_context,
+                )
+            )
+        except (OSError, BaseExceptionGroup) as exc:
+            failure = _cannot_listen(exc, args)
+            if failure is None:
+                raise
+            raise failure from exc
         app = args.app_id or "<app-id>"
         template = gateway.url("TOKEN", app_id=app).replace("TOKEN", "<token>")
         template = template.replace("%3Capp-id%3E", "<app-id>")
@@ -193,8 +283,11 @@ def _signing_key(args: argparse.Namespace) -> tuple[str | bytes, str]:
     """The key and algorithm ``token`` signs with: ``--secret`` (or the development
     secret) and HS256, or ``--private-key`` and RS256, unless ``--algorithm`` says."""
     if args.private_key is not None:
-        with open(args.private_key, "rb") as file:
-            return file.read(), args.algorithm or "RS256"
+        try:
+            with open(args.private_key, "rb") as file:
+                return file.read(), args.algorithm or "RS256"
+        except OSError as exc:
+            raise CommandFailed(f"--private-key {args.private_key}: {os_reason(exc)}") from exc
     return args.secret or DEVELOPMENT_SECRET, args.algorithm or "HS256"
 
 
@@ -204,8 +297,7 @@ async def _demo(args: argparse.Namespace) -> int:
     try:
         await run_demo(args.backend)
     except DemoFailed as exc:
-        print(f"realtime-pubsub demo: {exc}", file=sys.stderr)
-        return 1
+        raise CommandFailed(f"the demo failed: {exc}") from exc
     return 0
 
 
@@ -222,7 +314,7 @@ async def _until_interrupted(
         async def watch() -> None:
             with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
                 async for _ in signals:
-                    print("stopped", file=sys.stderr)
+                    stopped()
                     tg.cancel_scope.cancel()
                     return
 
@@ -305,14 +397,29 @@ _ASYNC_COMMANDS = {
 }
 
 
-def _one_line(error: BaseException) -> str:
-    text = str(error).strip().splitlines()
-    detail = text[0] if text else type(error).__name__
-    return f"{type(error).__name__}: {detail}" if isinstance(error, OSError) else detail
+def _check_backend(backend: str) -> None:
+    """Fail in one line, saying what to install, if ``backend`` is not installed."""
+    if backend == "trio" and importlib.util.find_spec("trio") is None:
+        raise CommandFailed(
+            "trio is not installed: pip install 'realtime-pubsub[trio]', or use --backend asyncio"
+        )
+
+
+def _run(args: argparse.Namespace) -> int:
+    if args.command == "token":
+        return _token(args)
+    if args.command in ("listen", "publish", "send"):
+        _url(args)  # bad usage is reported before anything connects
+    _check_backend(args.backend)
+    status: int = anyio.run(
+        _until_interrupted, _ASYNC_COMMANDS[args.command], args, backend=args.backend
+    )
+    return status
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the command; returns the exit status (0 ok, 1 failure, 2 bad usage)."""
+    """Run the command; returns the exit status (0 ok or stopped by Ctrl-C, 1 failure,
+    2 bad usage)."""
     args = build_parser().parse_args(argv)
     # Without --debug, failures are reported as one line at the end; the gateway alone
     # keeps its warnings (development mode).
@@ -322,29 +429,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
     try:
-        if args.command == "token":
-            return _token(args)
-        if args.command in ("listen", "publish", "send"):
-            _url(args)  # bad usage is reported before anything connects
-        status: int = anyio.run(
-            _until_interrupted, _ASYNC_COMMANDS[args.command], args, backend=args.backend
-        )
-        return status
-    except KeyboardInterrupt:
-        print("stopped", file=sys.stderr)
-        return 0
-    except BaseExceptionGroup as group:
-        # trio may deliver Ctrl-C wrapped by the nurseries it went through.
-        interrupted, rest = group.split(KeyboardInterrupt)
-        if interrupted is not None and rest is None:
-            print("stopped", file=sys.stderr)
+        return _run(args)
+    except (Exception, KeyboardInterrupt, BaseExceptionGroup) as failure:
+        if interrupted(failure):
+            stopped()
             return 0
-        raise
-    except UsageError as exc:
-        print(f"realtime-pubsub: error: {exc}", file=sys.stderr)
-        return 2
-    except (RealtimePubSubError, OSError, ValueError, TypeError) as exc:
+        reported = [e for e in leaves(failure) if not isinstance(e, KeyboardInterrupt)]
+        usage = [e for e in reported if isinstance(e, UsageError)]
+        if usage:
+            error(describe(usage[0]))
+            return 2
         if args.debug:
             raise
-        print(f"realtime-pubsub: error: {_one_line(exc)}", file=sys.stderr)
+        error(describe(reported[0]))
         return 1

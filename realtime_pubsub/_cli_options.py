@@ -28,7 +28,6 @@ __all__ = [
     "DEFAULT_API_URL",
     "DEFAULT_PERMISSION",
     "URL_VARIABLE",
-    "UsageError",
     "build_parser",
 ]
 
@@ -42,10 +41,6 @@ DEFAULT_PERMISSION = can_publish("*")
 BACKENDS: Final = ("asyncio", "trio")
 
 T = TypeVar("T")
-
-
-class UsageError(Exception):
-    """Bad usage found after parsing (exit status 2)."""
 
 
 class _HelpFormatter(argparse.HelpFormatter):

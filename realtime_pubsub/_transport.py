@@ -52,7 +52,7 @@ __all__ = [
     "WebSocketsTransport",
     "closed_error",
     "closing",
-    "network_reason",
+    "os_reason",
     "refusal",
     "translate_errors",
 ]
@@ -217,11 +217,11 @@ def _translate(error: BaseException, url: str) -> RealtimePubSubError | None:
         return HandshakeError(f"the WebSocket handshake with {masked} failed: {handshake}")
     network = _find(error, (OSError, anyio.BrokenResourceError, anyio.EndOfStream))
     if network is not None:
-        return ConnectError(f"cannot connect to {masked}: {network_reason(network)}")
+        return ConnectError(f"cannot connect to {masked}: {os_reason(network)}")
     return None
 
 
-def network_reason(error: BaseException) -> str:
+def os_reason(error: BaseException) -> str:
     """What the network said, in words ("connection refused", "name or service not
     known"): the text of every distinct error number among ``error``, its causes and the
     members of its exception groups, rather than a wrapper's own words (anyio's "All

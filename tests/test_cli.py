@@ -82,6 +82,7 @@ async def test_gateway_serves_a_raw_client_and_stops_cleanly_on_ctrl_c() -> None
         async for chunk in process.stderr:
             errors += chunk
     assert code == 0
+    assert errors.splitlines()[-1] == b"stopped"
     assert b"Traceback" not in errors
 
 
@@ -187,10 +188,13 @@ async def test_listen_prints_json_lines_and_stops_on_ctrl_c(
         process.send_signal(signal.SIGINT)
         with anyio.fail_after(10):
             code = await process.wait()
+        assert process.stderr is not None
+        errors = b"".join([chunk async for chunk in process.stderr]).decode()
     record = json.loads(line.splitlines()[0])
     assert record["topic"] == "news" and record["messageType"] == "flash"
     assert record["data"]["payload"] == {"headline": "x"}
     assert code == 0
+    assert errors.splitlines()[-1] == "stopped"
 
 
 @pytest.mark.anyio

@@ -61,6 +61,19 @@ async def gateway_port() -> AsyncIterator[int]:
             await process.wait()
 
 
+async def stopped_by_ctrl_c(process: anyio.abc.Process) -> None:
+    """Ctrl-C (SIGINT) ``process``, which must end as the realtime-pubsub command does:
+    "stopped" and status 0, no traceback."""
+    assert process.stderr is not None
+    process.send_signal(signal.SIGINT)
+    with anyio.fail_after(10):
+        code = await process.wait()
+    errors = b"".join([chunk async for chunk in process.stderr]).decode()
+    assert code == 0, errors
+    assert errors.splitlines()[-1] == "stopped"
+    assert "Traceback" not in errors
+
+
 def url(port: int, subject: str, permissions: tuple[str, ...] = BACKEND) -> str:
     token = mint_token(secret=None, subject=subject, permissions=permissions)
     return f"ws://127.0.0.1:{port}/apps/examples?access_token={token}"
@@ -95,9 +108,7 @@ async def test_rpc_backend_caller_and_presence_monitor(gateway_port: int) -> Non
         assert "caller" in await monitor_out.until("connected: caller")
         assert "caller" in await monitor_out.until("disconnected: caller")
         for process in (monitor, backend):
-            process.send_signal(signal.SIGINT)
-            with anyio.fail_after(10):
-                await process.wait()
+            await stopped_by_ctrl_c(process)
 
 
 async def test_two_chat_clients_talk(gateway_port: int) -> None:
@@ -116,6 +127,13 @@ async def test_two_chat_clients_talk(gateway_port: int) -> None:
         await alice.stdin.aclose()
         with anyio.fail_after(10):
             assert await alice.wait() == 0
+
+
+async def test_ctrl_c_stops_a_chat_waiting_for_input(gateway_port: int) -> None:
+    command = example("chat.py", "--name", "alice", "--url", url(gateway_port, "alice"))
+    async with running(command) as alice:
+        await Lines(alice).until("joined lobby as alice")
+        await stopped_by_ctrl_c(alice)
 
 
 async def test_an_admin_task_announces_mutes_and_disconnects() -> None:
