@@ -48,8 +48,15 @@ from ._cli_report import (
     stopped,
 )
 from ._client import Client, connect
-from ._errors import RealtimePubSubError
+from ._errors import (
+    AckTimeout,
+    ConnectionClosed,
+    Forbidden,
+    RealtimePubSubError,
+    ReplyTimeout,
+)
 from ._messages import IncomingMessage
+from ._pending import Receipt
 from ._transport import os_reason
 from ._urls import mask_url, validate_url
 from .gateway import load_app_config
@@ -60,6 +67,11 @@ if sys.version_info < (3, 11):  # pragma: no cover
     from exceptiongroup import BaseExceptionGroup  # type: ignore[import-not-found,unused-ignore]
 
 __all__ = ["main"]
+
+#: The close codes of a gateway that refuses what it was sent: data it does not take
+#: (1003), invalid data (1007), what the token does not allow (1008), a frame too large
+#: (1009).
+_REFUSING = frozenset({1003, 1007, 1008, 1009})
 
 
 def _url(args: argparse.Namespace) -> str:
@@ -124,7 +136,7 @@ async def _listen(args: argparse.Namespace) -> int:
         async with anyio.create_task_group() as tg, send, receive:
             for pattern in args.patterns:
                 tg.start_soon(pump, pattern)
-            print(f"listening on {mask_url(_url(args))} (Ctrl-C to stop)", file=sys.stderr)
+            _status(args, f"listening on {mask_url(_url(args))} (Ctrl-C to stop)")
             async for message in receive:
                 if args.json:
                     line = _json(
@@ -142,27 +154,69 @@ async def _listen(args: argparse.Namespace) -> int:
 
 
 async def _publish_or_send(args: argparse.Namespace) -> int:
+    """Publish or send, and say what happened in one line: acknowledged (or replied to),
+    refused by the gateway (status 1), or sent with no ack in time, which is what an app
+    with acks off gives (status 0, unless ``--ack`` asks for the ack)."""
+    target = f"to {args.topic!r}" if args.command == "publish" else "to the backend services"
+    receipt: Receipt | None = None
     policy = ReconnectPolicy(initial_delay=0.2, max_delay=2.0, max_attempts=3)
-    async with _client(args, policy) as client:
-        payload = _payload(args.payload)
-        if args.command == "publish":
-            receipt = await client.publish(
-                args.topic,
-                payload,
-                message_type=args.message_type or "broadcast",
-                compress=args.compress,
-            )
-        else:
-            receipt = await client.send(
-                payload, message_type=args.message_type, compress=args.compress
-            )
-        if args.ack:
-            await receipt.wait_for_ack(timeout=args.ack_timeout)
-            print(f"acknowledged {receipt.id}", file=sys.stderr)
-        if args.reply_timeout is not None:
-            reply = await receipt.wait_for_reply(timeout=args.reply_timeout)
-            print(_json({"status": reply.status, "data": reply.data}), flush=True)
+    try:
+        async with _client(args, policy) as client:
+            payload = _payload(args.payload)
+            if args.command == "publish":
+                receipt = await client.publish(
+                    args.topic,
+                    payload,
+                    message_type=args.message_type or "broadcast",
+                    compress=args.compress,
+                )
+            else:
+                receipt = await client.send(
+                    payload, message_type=args.message_type, compress=args.compress
+                )
+            sent = f"sent {target} (id {receipt.id})"
+            if args.reply_timeout is not None:  # a reply is an ack, and more
+                try:
+                    reply = await receipt.wait_for_reply(timeout=args.reply_timeout)
+                except ReplyTimeout:
+                    raise CommandFailed(
+                        f"{sent}, but no reply within {args.reply_timeout:g} s"
+                    ) from None
+                _status(args, f"{sent}: replied")
+                print(_json({"status": reply.status, "data": reply.data}), flush=True)
+                return 0
+            try:
+                await receipt.wait_for_ack(timeout=args.ack_timeout)
+            except AckTimeout:
+                late = f"no ack within {args.ack_timeout:g} s (the app may have acks off)"
+                if args.ack:
+                    raise CommandFailed(f"{sent}, but {late}") from None
+                _status(args, f"{sent}; {late}")
+            else:
+                done = "published" if args.command == "publish" else "sent"
+                _status(args, f"{done} {target} (id {receipt.id}): acknowledged")
+    except (ConnectionClosed, Forbidden) as exc:
+        if receipt is None:
+            raise
+        raise CommandFailed(_undelivered(args.command, target, exc.code, exc.reason)) from exc
     return 0
+
+
+def _undelivered(command: str, target: str, code: int, reason: str) -> str:
+    """What to say when the connection closed under a message waiting for its ack."""
+    closed = f"{code}: {reason}" if reason else str(code)
+    if code in _REFUSING:
+        return f"{command} {target} refused: the gateway closed the connection ({closed})"
+    return (
+        f"{command} {target} failed: the connection closed ({closed}) before the gateway "
+        "acknowledged it; it may not have been delivered"
+    )
+
+
+def _status(args: argparse.Namespace, text: str) -> None:
+    """A line on stderr saying how things go, unless ``--quiet``."""
+    if not args.quiet:
+        print(text, file=sys.stderr, flush=True)
 
 
 def _ssl_context(args: argparse.Namespace) -> ssl.SSLContext | None:

@@ -171,6 +171,12 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="S",
         help="seconds per connection attempt",
     )
+    connecting.add_argument(
+        "-q",
+        "--quiet",
+        action="store_true",
+        help="print errors only: no progress, no word of success",
+    )
 
     parser = _Parser(prog="realtime-pubsub", description="Realtime Pub/Sub from the command line.")
     parser.add_argument(
@@ -229,19 +235,24 @@ def build_parser() -> argparse.ArgumentParser:
             help="the message type (default: broadcast)",
         )
         command.add_argument("--compress", action="store_true", help="deliver compressed")
-        command.add_argument("--ack", action="store_true", help="wait for the gateway's ack")
+        command.add_argument(
+            "--ack",
+            action="store_true",
+            help="fail (status 1) if the gateway's ack does not come within --ack-timeout "
+            "(without --ack: say so, status 0)",
+        )
         command.add_argument(
             "--ack-timeout",
             type=_seconds,
-            default=5.0,
+            default=1.0,
             metavar="S",
-            help="seconds to wait for the ack",
+            help="seconds to wait for the gateway's ack",
         )
         command.add_argument(
             "--reply-timeout",
             type=_seconds,
             metavar="S",
-            help="wait this many seconds for a reply and print it",
+            help="wait this many seconds for a reply (instead of the ack) and print it",
         )
 
     serve = commands.add_parser(

@@ -14,8 +14,9 @@ import jwt
 import pytest
 
 import realtime_pubsub
-from realtime_pubsub.gateway import Gateway
+from realtime_pubsub.gateway import Gateway, serve
 from realtime_pubsub.testing import ALL_PERMISSIONS
+from realtime_pubsub.tokens import can_publish
 
 from .raw import connect, running
 
@@ -119,6 +120,49 @@ async def test_publish_with_ack(realtime_pubsub_gateway: Gateway) -> None:
 
 
 @pytest.mark.anyio
+async def test_publish_says_it_was_acknowledged(realtime_pubsub_gateway: Gateway) -> None:
+    result = await run("publish", "chat", "hi", "--url", full_url(realtime_pubsub_gateway))
+    assert result.returncode == 0, result.stderr
+    last = result.stderr.splitlines()[-1]
+    assert re.fullmatch(r"published to 'chat' \(id [0-9a-f]{32}\): acknowledged", last)
+
+
+@pytest.mark.anyio
+async def test_quiet_says_nothing_of_success(realtime_pubsub_gateway: Gateway) -> None:
+    url = full_url(realtime_pubsub_gateway)
+    result = await run("send", "hi", "--quiet", "--url", url)
+    assert (result.returncode, result.stdout, result.stderr) == (0, "", "")
+
+
+@pytest.mark.anyio
+async def test_a_publish_the_token_does_not_allow_fails(realtime_pubsub_gateway: Gateway) -> None:
+    gw = realtime_pubsub_gateway
+    url = gw.url(gw.mint_token(permissions=[can_publish("news/*")]))
+    result = await run("publish", "chat", "hi", "--quiet", "--url", url)
+    assert result.returncode == 1
+    assert result.stderr == (
+        "realtime-pubsub: error: publish to 'chat' refused: the gateway closed the "
+        "connection (1008: Publishing to topic is forbidden!)\n"
+    )
+
+
+@pytest.mark.anyio
+async def test_without_acks_a_publish_says_no_ack_came() -> None:
+    async with serve(acks=False) as gw:
+        url = full_url(gw)
+        result = await run("publish", "chat", "hi", "--ack-timeout", "0.2", "--url", url)
+        required = await run(
+            "publish", "chat", "hi", "--ack-timeout", "0.2", "--ack", "--url", url
+        )
+    assert result.returncode == 0, result.stderr
+    no_ack = r"\(id [0-9a-f]{32}\)[;,].* no ack within 0.2 s \(the app may have acks off\)"
+    assert re.fullmatch(f"sent to 'chat' {no_ack}", result.stderr.splitlines()[-1])
+    assert required.returncode == 1
+    line = required.stderr.splitlines()[-1]
+    assert re.fullmatch(f"realtime-pubsub: error: sent to 'chat' {no_ack}", line)
+
+
+@pytest.mark.anyio
 async def test_debug_before_the_command_logs(realtime_pubsub_gateway: Gateway) -> None:
     gw = realtime_pubsub_gateway
     result = await run("--debug", "publish", "chat", "hi", "--url", full_url(gw))
@@ -156,6 +200,10 @@ async def test_send_prints_the_reply(realtime_pubsub_gateway: Gateway) -> None:
         )  # fmt: skip
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout) == {"status": "ok", "data": 6}
+    assert re.fullmatch(
+        r"sent to the backend services \(id [0-9a-f]{32}\): replied",
+        result.stderr.splitlines()[-1],
+    )
 
 
 @pytest.mark.anyio
