@@ -39,6 +39,7 @@ from ._cli_options import (
 )
 from ._cli_report import (
     CommandFailed,
+    StatusLines,
     UsageError,
     describe,
     error,
@@ -123,7 +124,7 @@ def _describe(message: IncomingMessage) -> str:
 
 
 async def _listen(args: argparse.Namespace) -> int:
-    async with _client(args, ReconnectPolicy()) as client:
+    async with _client(args, ReconnectPolicy(max_attempts=args.attempts or None)) as client:
         for topic in args.subscribe:
             await client.subscribe(topic)
         send, receive = anyio.create_memory_object_stream[IncomingMessage](1000)
@@ -159,7 +160,8 @@ async def _publish_or_send(args: argparse.Namespace) -> int:
     with acks off gives (status 0, unless ``--ack`` asks for the ack)."""
     target = f"to {args.topic!r}" if args.command == "publish" else "to the backend services"
     receipt: Receipt | None = None
-    policy = ReconnectPolicy(initial_delay=0.2, max_delay=2.0, max_attempts=3)
+    # One message to deliver: try again soon, rather than in the long run.
+    policy = ReconnectPolicy(initial_delay=0.2, max_delay=2.0, max_attempts=args.attempts or None)
     try:
         async with _client(args, policy) as client:
             payload = _payload(args.payload)
@@ -471,17 +473,29 @@ def _run(args: argparse.Namespace) -> int:
     return status
 
 
+def _configure_logging(args: argparse.Namespace) -> None:
+    """``--debug``: every log record, on stderr. Else failures are reported as one line at
+    the end; the client's progress shows as status lines (unless ``--quiet``), and the
+    gateway alone keeps its warnings (development mode)."""
+    if args.debug:
+        logging.basicConfig(
+            level=logging.DEBUG, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+        )
+        return
+    quiet = logging.WARNING if args.command == "gateway" else logging.CRITICAL
+    logging.basicConfig(level=quiet, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if args.command in ("listen", "publish", "send") and not args.quiet:
+        logger = logging.getLogger("realtime_pubsub")
+        logger.handlers = [StatusLines(max_attempts=args.attempts or None)]
+        logger.setLevel(logging.INFO)
+        logger.propagate = False
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command; returns the exit status (0 ok or stopped by Ctrl-C, 1 failure,
     2 bad usage)."""
     args = build_parser().parse_args(argv)
-    # Without --debug, failures are reported as one line at the end; the gateway alone
-    # keeps its warnings (development mode).
-    quiet = logging.WARNING if args.command == "gateway" else logging.CRITICAL
-    logging.basicConfig(
-        level=logging.DEBUG if args.debug else quiet,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+    _configure_logging(args)
     try:
         return _run(args)
     except (Exception, KeyboardInterrupt, BaseExceptionGroup) as failure:

@@ -110,6 +110,13 @@ def _positive_value(text: str) -> int:
     return value
 
 
+def _count_value(text: str) -> int:
+    value = int(_number(text, int))
+    if value < 0:
+        raise ValueError(f"must be 0 or more, not {text}")
+    return value
+
+
 def _port_value(text: str) -> int:
     value = int(_number(text, int))
     if not 0 <= value <= 65535:
@@ -129,6 +136,7 @@ def _pattern_value(text: str) -> str:
 
 _seconds = _checked("seconds", _seconds_value)
 _positive = _checked("positive", _positive_value)
+_count = _checked("count", _count_value)
 _port = _checked("port", _port_value)
 _topic = _checked("topic", _topic_value)
 _pattern = _checked("pattern", _pattern_value)
@@ -156,6 +164,16 @@ def _common_options(*, backend: bool) -> _Parser:
             help="event loop to run on (default: asyncio)",
         )
     return options
+
+
+def _attempts(command: argparse.ArgumentParser, default: int) -> None:
+    command.add_argument(
+        "--attempts",
+        type=_count,
+        default=default,
+        metavar="N",
+        help="give up once this many connection attempts in a row have failed (0: never)",
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -213,6 +231,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="subscribe to this remote topic first; repeatable",
     )
     listen.add_argument("--json", action="store_true", help="one JSON object a line")
+    _attempts(listen, 0)
 
     for name, help_text in (
         ("publish", "publish a message to a topic"),
@@ -254,6 +273,7 @@ def build_parser() -> argparse.ArgumentParser:
             metavar="S",
             help="wait this many seconds for a reply (instead of the ack) and print it",
         )
+        _attempts(command, 3)
 
     serve = commands.add_parser(
         "gateway",

@@ -1,9 +1,11 @@
 """What ``realtime-pubsub`` prints besides its results: a failure as one line a person
 understands (whatever raised it, and however deep in exception groups), warnings as one
-line each, and the exit status that goes with them."""
+line each, and the client's progress while it connects and reconnects, as status lines
+on stderr."""
 
 from __future__ import annotations
 
+import logging
 import sys
 import urllib.parse
 from typing import Final
@@ -18,6 +20,7 @@ if sys.version_info < (3, 11):  # pragma: no cover
 __all__ = [
     "PROG",
     "CommandFailed",
+    "StatusLines",
     "UsageError",
     "describe",
     "error",
@@ -100,3 +103,76 @@ def local_gateway_hint(failure: BaseException, url: str) -> str:
     port = parts.port or (443 if parts.scheme == "wss" else 80)
     option = "" if port == _GATEWAY_PORT else f" --port {port}"
     return f" (is the local gateway running? Start it with: {PROG} gateway{option})"
+
+
+class StatusLines(logging.Handler):
+    """Shows the client's progress as lines on stderr, from the records it logs to the
+    ``realtime_pubsub`` logger (realtime_pubsub/_client.py; the tests run each case):
+
+    .. code-block:: text
+
+        connecting to ws://127.0.0.1:8765/apps/demo?access_token=***
+        connection lost (1006); reconnecting in 1.2 s, attempt 3
+        reconnected
+
+    Why an attempt failed or a connection ended is held back until the client says when
+    it tries again, and shown on that line; the failure it gives up on is the command's
+    error line instead. Other warnings (a listener that drops messages) are shown as
+    they come."""
+
+    def __init__(self, max_attempts: int | None) -> None:
+        super().__init__(logging.INFO)
+        self._max_attempts = max_attempts
+        self._cause: str | None = None  # why the connection ended, for the retry line
+        self._shown_url: str | None = None
+        self._retrying = False
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            line = self._line(record)
+        except Exception:
+            self.handleError(record)
+            return
+        if line is not None:
+            print(line, file=sys.stderr, flush=True)
+
+    def _line(self, record: logging.LogRecord) -> str | None:
+        if record.name != "realtime_pubsub":
+            return None
+        args = record.args if isinstance(record.args, tuple) else ()
+        if record.msg == "%s in %.1f s (attempt %d)":
+            again, delay, attempt = args
+            cause, self._cause, self._retrying = self._cause, None, True
+            limit = f" of {self._max_attempts}" if self._max_attempts else ""
+            retry = f"{again} in {delay:.1f} s, attempt {attempt}{limit}"
+            return f"{cause}; {retry}" if cause else retry
+        held = self._held()
+        if record.msg == "connecting to %s":
+            url = str(args[0])
+            if url == self._shown_url:
+                return held
+            self._shown_url = url
+            return _lines(held, f"connecting to {url}")
+        if record.msg == "session %s started (%s)":
+            reconnected = "reconnected" if self._retrying else None
+            self._retrying = False
+            return _lines(held, reconnected)
+        if record.msg == "session %s ended (%s)":
+            self._cause = f"connection lost ({args[1]})"
+            return held
+        if record.levelno >= logging.WARNING:
+            if record.msg == "%s":  # an attempt failed: wait for what the client does next
+                # "cannot connect to <url>: ...": the URL was shown already.
+                self._cause = record.getMessage().replace(f" to {self._shown_url}", "")
+                return held
+            return _lines(held, f"{PROG}: warning: {record.getMessage()}")
+        return held
+
+    def _held(self) -> str | None:
+        """A cause held back, as a warning line of its own, when no retry came for it."""
+        cause, self._cause = self._cause, None
+        return f"{PROG}: warning: {cause}" if cause else None
+
+
+def _lines(*lines: str | None) -> str | None:
+    return "\n".join(line for line in lines if line) or None

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import signal
 import subprocess
 import sys
 
@@ -18,7 +17,7 @@ from realtime_pubsub.gateway import Gateway, serve
 from realtime_pubsub.testing import ALL_PERMISSIONS
 from realtime_pubsub.tokens import can_publish
 
-from .raw import connect, running
+from .raw import Lines, connect, running, stopped_by_ctrl_c
 
 COMMAND = [sys.executable, "-m", "realtime_pubsub"]
 
@@ -76,15 +75,7 @@ async def test_gateway_serves_a_raw_client_and_stops_cleanly_on_ctrl_c() -> None
             await client.publish("chat", "hello", id="m1")
             frames = [await client.recv_json(), await client.recv_json()]
             assert {f["messageType"] for f in frames} == {"broadcast", "ack"}
-        process.send_signal(signal.SIGINT)
-        with anyio.fail_after(10):
-            code = await process.wait()
-        errors = b""
-        async for chunk in process.stderr:
-            errors += chunk
-    assert code == 0
-    assert errors.splitlines()[-1] == b"stopped"
-    assert b"Traceback" not in errors
+        await stopped_by_ctrl_c(process)
 
 
 # --------------------------------------------------------------------------- client commands
@@ -233,16 +224,10 @@ async def test_listen_prints_json_lines_and_stops_on_ctrl_c(
         with anyio.fail_after(10):
             while b"\n" not in line:
                 line += await process.stdout.receive()
-        process.send_signal(signal.SIGINT)
-        with anyio.fail_after(10):
-            code = await process.wait()
-        assert process.stderr is not None
-        errors = b"".join([chunk async for chunk in process.stderr]).decode()
+        await stopped_by_ctrl_c(process)
     record = json.loads(line.splitlines()[0])
     assert record["topic"] == "news" and record["messageType"] == "flash"
     assert record["data"]["payload"] == {"headline": "x"}
-    assert code == 0
-    assert errors.splitlines()[-1] == "stopped"
 
 
 @pytest.mark.anyio
@@ -253,7 +238,9 @@ async def test_failures_exit_1_with_one_line(realtime_pubsub_gateway: Gateway) -
     for result in (refused, timeout):
         assert result.returncode == 1
         assert "Traceback" not in result.stderr
-        assert len(result.stderr.strip().splitlines()) == 1
+        # Status lines first ("connecting to ..."), then the one line of the error.
+        errors = [line for line in result.stderr.splitlines() if "error" in line]
+        assert errors == [result.stderr.splitlines()[-1]]
     assert "401" in refused.stderr
     assert "access_token" not in refused.stderr or "***" in refused.stderr
 
@@ -274,3 +261,65 @@ def test_demo_walks_through_the_protocol(backend: str) -> None:
     assert result.returncode == 0, result.stderr
     assert "demo complete" in result.stdout
     assert result.stdout.count("  ok  ") == 6
+
+
+# --------------------------------------------------------------------------- progress
+
+
+@pytest.mark.anyio
+async def test_publish_says_where_it_connects(realtime_pubsub_gateway: Gateway) -> None:
+    gw = realtime_pubsub_gateway
+    result = await run("publish", "chat", "hi", "--url", full_url(gw))
+    assert result.returncode == 0, result.stderr
+    masked = f"ws://127.0.0.1:{gw.port}/apps/default?access_token=***"
+    assert result.stderr.splitlines()[0] == f"connecting to {masked}"
+
+
+@pytest.mark.anyio
+async def test_each_failed_attempt_says_why_and_when_the_next_comes() -> None:
+    async with serve() as gw:
+        url = full_url(gw)
+        await gw.stop_accepting()
+        result = await run("publish", "chat", "hi", "--attempts", "3", "--url", url)
+    masked = f"ws://127.0.0.1:{gw.port}/apps/default?access_token=***"
+    retry = r"cannot connect: connection refused; connecting again in \d+\.\d s, attempt"
+    first, second, third, error = result.stderr.splitlines()
+    assert first == f"connecting to {masked}"  # once: the URL does not change
+    assert re.fullmatch(f"{retry} 2 of 3", second)
+    assert re.fullmatch(f"{retry} 3 of 3", third)
+    assert error.startswith(f"realtime-pubsub: error: cannot connect to {masked}: ")
+    assert result.returncode == 1
+
+
+@pytest.mark.anyio
+async def test_listen_says_when_it_loses_the_connection_and_gets_it_back(
+    realtime_pubsub_gateway: Gateway,
+) -> None:
+    gw = realtime_pubsub_gateway
+    command = [*COMMAND, "listen", "chat.*", "--url", full_url(gw)]
+    async with running(command) as process:
+        status = Lines(process.stderr)
+        await status.until("^listening on ")
+        [connection] = gw.connections()
+        gw.drop_connection(connection.id)
+        lost = await status.until("^connection lost")
+        assert re.fullmatch(
+            r"connection lost \(1006\); reconnecting in \d+\.\d s, attempt 1", lost
+        )
+        assert await status.until(".") == "reconnected"
+        await stopped_by_ctrl_c(process)
+
+
+@pytest.mark.anyio
+async def test_quiet_listen_says_nothing_but_what_it_receives(
+    realtime_pubsub_gateway: Gateway,
+) -> None:
+    gw = realtime_pubsub_gateway
+    command = [*COMMAND, "listen", "chat.*", "--subscribe", "chat", "--quiet", "--url"]
+    async with running([*command, full_url(gw)]) as process:
+        with anyio.fail_after(20):
+            await gw.wait_for_subscribers("chat")
+        async with realtime_pubsub.connect(full_url(gw)) as publisher:
+            await publisher.publish("chat", "hi")
+            assert "chat.broadcast" in await Lines(process.stdout).until("chat")
+        assert await stopped_by_ctrl_c(process) == "stopped\n"

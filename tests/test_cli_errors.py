@@ -29,10 +29,12 @@ async def run(*args: str, env: dict[str, str] | None = None) -> subprocess.Compl
 
 
 def error_line(result: subprocess.CompletedProcess[str], status: int) -> str:
-    """The one line the command printed, an error, after checking its exit status."""
+    """The one line of the error, the last the command printed (after its status lines,
+    if it got as far as connecting), after checking its exit status."""
     assert result.returncode == status, result
     assert "Traceback" not in result.stderr
-    [line] = result.stderr.strip().splitlines()
+    *_, line = result.stderr.strip().splitlines()
+    assert [e for e in result.stderr.splitlines() if "error" in e] == [line]
     assert line.startswith("realtime-pubsub: error: ")
     return line.removeprefix("realtime-pubsub: error: ")
 
