@@ -19,12 +19,14 @@ import signal
 import socket
 import ssl
 import sys
+import warnings
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
 from typing import Any
 
 import anyio
 import orjson
+from jwt.warnings import InsecureKeyLengthWarning
 
 from . import gateway as gateway_module
 from ._backoff import ReconnectPolicy
@@ -47,6 +49,7 @@ from ._cli_report import (
     leaves,
     local_gateway_hint,
     stopped,
+    warning,
 )
 from ._client import Client, connect
 from ._errors import (
@@ -62,7 +65,7 @@ from ._transport import os_reason
 from ._urls import mask_url, validate_url
 from .gateway import load_app_config
 from .gateway._auth import DEVELOPMENT_SECRET
-from .tokens import admin_token, client_token
+from .tokens import HMAC_ALGORITHMS, admin_token, client_token
 
 if sys.version_info < (3, 11):  # pragma: no cover
     from exceptiongroup import BaseExceptionGroup  # type: ignore[import-not-found,unused-ignore]
@@ -277,6 +280,8 @@ def _cannot_listen(failure: BaseException, args: argparse.Namespace) -> CommandF
 
 
 async def _run_gateway(args: argparse.Namespace) -> int:
+    if args.secret is not None:
+        _warn_if_short(args.secret, "HS256")
     apps = _read_apps(args)
     ssl_context = _ssl_context(args)
     async with AsyncExitStack() as stack:
@@ -318,8 +323,15 @@ async def _run_gateway(args: argparse.Namespace) -> int:
 
 
 def _token(args: argparse.Namespace) -> int:
-    if args.admin or args.role or args.allowed_topic:
-        return _admin_token(args)
+    with warnings.catch_warnings():
+        # PyJWT's warning is a paragraph and a source line: _signing_key says it in one.
+        warnings.simplefilter("ignore", InsecureKeyLengthWarning)
+        if args.admin or args.role or args.allowed_topic:
+            return _admin_token(args)
+        return _client_token(args)
+
+
+def _client_token(args: argparse.Namespace) -> int:
     permissions = args.permission or [DEFAULT_PERMISSION]
     key, algorithm = _signing_key(args)
     print(
@@ -338,13 +350,38 @@ def _token(args: argparse.Namespace) -> int:
 def _signing_key(args: argparse.Namespace) -> tuple[str | bytes, str]:
     """The key and algorithm ``token`` signs with: ``--secret`` (or the development
     secret) and HS256, or ``--private-key`` and RS256, unless ``--algorithm`` says."""
+    algorithm = args.algorithm or ("RS256" if args.private_key else "HS256")
+    symmetric = algorithm in HMAC_ALGORITHMS
     if args.private_key is not None:
+        if symmetric:
+            raise UsageError(f"--algorithm {algorithm} signs with --secret, not --private-key")
         try:
             with open(args.private_key, "rb") as file:
-                return file.read(), args.algorithm or "RS256"
+                return file.read(), algorithm
         except OSError as exc:
             raise CommandFailed(f"--private-key {args.private_key}: {os_reason(exc)}") from exc
-    return args.secret or DEVELOPMENT_SECRET, args.algorithm or "HS256"
+    if not symmetric:
+        instead = ", not --secret" if args.secret is not None else ""
+        raise UsageError(f"--algorithm {algorithm} signs with --private-key FILE{instead}")
+    if args.secret is None:
+        return DEVELOPMENT_SECRET, algorithm
+    _warn_if_short(args.secret, algorithm)
+    return args.secret, algorithm
+
+
+#: The shortest secret each HMAC algorithm should have: its hash's size (RFC 7518, 3.2).
+_SECRET_BYTES = {"HS256": 32, "HS384": 48, "HS512": 64}
+
+
+def _warn_if_short(secret: str, algorithm: str) -> None:
+    """One line of warning for a ``--secret`` shorter than ``algorithm`` wants."""
+    wanted = _SECRET_BYTES.get(algorithm, 0)
+    size = len(secret.encode())
+    if size < wanted:
+        warning(
+            f"--secret is {size} bytes long; {algorithm} wants at least {wanted}, or tokens "
+            "signed with it can be forged by guessing it"
+        )
 
 
 async def _demo(args: argparse.Namespace) -> int:

@@ -172,7 +172,7 @@ def _attempts(command: argparse.ArgumentParser, default: int) -> None:
         type=_count,
         default=default,
         metavar="N",
-        help="give up once this many connection attempts in a row have failed (0: never)",
+        help="give up once this many connection attempts in a row have failed; 0 never gives up",
     )
 
 

@@ -45,6 +45,19 @@ def test_token_prints_a_jwt_with_subject_and_permissions() -> None:
     assert claims["permissions"] == ["realtime:subscriber:read:topic:secure/*"]
 
 
+@pytest.mark.parametrize("admin", [(), ("--admin", "--role", "Publisher")], ids=["", "admin"])
+def test_a_short_secret_gets_one_line_of_warning(admin: tuple[str, ...]) -> None:
+    result = subprocess.run(
+        [*COMMAND, "token", "--secret", "short", *admin], capture_output=True, text=True
+    )
+    assert result.returncode == 0
+    assert jwt.get_unverified_header(result.stdout.strip())["alg"] == "HS256"
+    assert result.stderr == (
+        "realtime-pubsub: warning: --secret is 5 bytes long; HS256 wants at least 32, or "
+        "tokens signed with it can be forged by guessing it\n"
+    )
+
+
 def test_bad_usage_exits_2() -> None:
     result = subprocess.run([*COMMAND, "gateway", "--port", "x"], capture_output=True, text=True)
     assert result.returncode == 2

@@ -69,7 +69,8 @@ def test_help_shows_the_connect_timeout_and_ack_timeout_defaults() -> None:
     assert result.returncode == 0
     text = " ".join(result.stdout.split())
     assert "seconds per connection attempt (default: 10.0)" in text
-    assert "seconds to wait for the ack (default:" in text
+    assert "seconds to wait for the gateway's ack (default: 1.0)" in text
+    assert "have failed; 0 never gives up (default: 3)" in text
 
 
 @pytest.mark.parametrize(
@@ -78,6 +79,9 @@ def test_help_shows_the_connect_timeout_and_ack_timeout_defaults() -> None:
         (("token", "--ttl", "0"), "argument --ttl: must be a positive number of seconds"),
         (("token", "--ttl", "-60"), "argument --ttl: must be a positive number of seconds"),
         (("token", "--ttl", "soon"), "argument --ttl: not a number: 'soon'"),
+        (("token", "--algorithm", "RS256"), "--algorithm RS256 signs with --private-key FILE"),
+        (("token", "--secret", "s", "--algorithm", "ES256"), "ES256 signs with --private-key"),
+        (("token", "--private-key", "k.pem", "--algorithm", "HS256"), "HS256 signs with --secret"),
         (("gateway", "--port", "70000"), "argument --port: must be a port number"),
         (("gateway", "--max-message-size", "0"), "argument --max-message-size: must be a"),
         (("listen", ""), "argument PATTERN: pattern must be a non-empty string"),
