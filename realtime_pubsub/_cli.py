@@ -19,6 +19,7 @@ import signal
 import socket
 import ssl
 import sys
+import urllib.parse
 import warnings
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
@@ -54,6 +55,7 @@ from ._cli_report import (
 from ._client import Client, connect
 from ._errors import (
     AckTimeout,
+    ConnectError,
     ConnectionClosed,
     Forbidden,
     RealtimePubSubError,
@@ -153,8 +155,21 @@ async def _listen(args: argparse.Namespace) -> int:
                     )
                 else:
                     line = _describe(message)
-                print(line, flush=True)
+                try:
+                    print(line, flush=True)
+                except BrokenPipeError:  # the reader went away (listen ... | head -1)
+                    _stop_writing_stdout()
+                    tg.cancel_scope.cancel()
+                    break
     return 0
+
+
+def _stop_writing_stdout() -> None:
+    """Point stdout at /dev/null, so that nothing more is written to a pipe nobody reads,
+    not even the interpreter's last flush (which would report the broken pipe)."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
 
 
 async def _publish_or_send(args: argparse.Namespace) -> int:
@@ -461,23 +476,40 @@ async def _admin(args: argparse.Namespace) -> int:
         raise UsageError("terminate takes a CONNECTION_ID or --all (one of the two)")
     app_id = _admin_setting(args, "app_id", APP_ID_VARIABLE)
     token = _admin_setting(args, "token", ADMIN_TOKEN_VARIABLE)
-    api_url = args.api_url or os.environ.get(API_URL_VARIABLE) or DEFAULT_API_URL
+    api_url = _api_url(args)
     from .admin import AsyncAdminClient  # httpx, for this command alone
 
-    async with AsyncAdminClient(app_id, token, base_url=api_url, timeout=args.timeout) as api:
-        if args.operation == "publish":
-            await api.publish(args.topic, _payload(args.message), compress=args.compress)
-            print(f"published to {args.topic!r}")
-        elif args.operation == "unsubscribe":
-            await api.unsubscribe(args.subject, args.pattern)
-            print(f"unsubscribed {args.subject!r} from {', '.join(args.pattern)}")
-        elif args.all:
-            await api.terminate_connections()
-            print(f"terminated every connection of {app_id!r}")
-        else:
-            await api.terminate_connection(args.connection_id)
-            print(f"terminated connection {args.connection_id!r}")
+    try:
+        async with AsyncAdminClient(app_id, token, base_url=api_url, timeout=args.timeout) as api:
+            if args.operation == "publish":
+                await api.publish(args.topic, _payload(args.message), compress=args.compress)
+                print(f"published to {args.topic!r}")
+            elif args.operation == "unsubscribe":
+                await api.unsubscribe(args.subject, args.pattern)
+                print(f"unsubscribed {args.subject!r} from {', '.join(args.pattern)}")
+            elif args.all:
+                await api.terminate_connections()
+                print(f"terminated every connection of {app_id!r}")
+            else:
+                await api.terminate_connection(args.connection_id)
+                print(f"terminated connection {args.connection_id!r}")
+    except ConnectError as exc:
+        hint = local_gateway_hint(exc, api_url)  # the gateway serves the admin API too
+        if hint:
+            raise CommandFailed(f"{exc}{hint}") from exc
+        raise
     return 0
+
+
+def _api_url(args: argparse.Namespace) -> str:
+    """The admin API's base URL: bad usage unless it is an http:// or https:// one."""
+    url: str = args.api_url or os.environ.get(API_URL_VARIABLE) or DEFAULT_API_URL
+    if urllib.parse.urlsplit(url).scheme not in ("http", "https"):
+        source = "--api-url" if args.api_url else API_URL_VARIABLE
+        raise UsageError(
+            f"{source}: the admin API's URL must start with http:// or https://: {mask_url(url)!r}"
+        )
+    return url
 
 
 _ASYNC_COMMANDS = {

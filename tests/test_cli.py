@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shlex
 import subprocess
 import sys
 
@@ -241,6 +242,27 @@ async def test_listen_prints_json_lines_and_stops_on_ctrl_c(
     record = json.loads(line.splitlines()[0])
     assert record["topic"] == "news" and record["messageType"] == "flash"
     assert record["data"]["payload"] == {"headline": "x"}
+
+
+@pytest.mark.anyio
+async def test_listen_ends_quietly_when_its_reader_goes_away(
+    realtime_pubsub_gateway: Gateway,
+) -> None:
+    gw = realtime_pubsub_gateway
+    listen = [*COMMAND, "listen", "chat.*", "--subscribe", "chat", "--url", full_url(gw)]
+    pipeline = ["bash", "-o", "pipefail", "-c", f"{shlex.join(listen)} | head -1"]
+    async with running(pipeline) as process, realtime_pubsub.connect(full_url(gw)) as publisher:
+        assert process.stderr is not None
+        with anyio.fail_after(20):
+            await gw.wait_for_subscribers("chat")
+        await publisher.publish("chat", "first")
+        assert '"first"' in await Lines(process.stdout).until("chat")  # head is done
+        await publisher.publish("chat", "second")  # written to a pipe nobody reads
+        with anyio.fail_after(10):
+            code = await process.wait()
+        errors = b"".join([chunk async for chunk in process.stderr]).decode()
+    assert code == 0, errors
+    assert "error" not in errors and "Exception" not in errors
 
 
 @pytest.mark.anyio

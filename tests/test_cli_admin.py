@@ -154,7 +154,12 @@ async def test_an_unreachable_api_fails_in_one_line() -> None:
     }
     result = await run("admin", "publish", "news", "1", "--timeout", "5", env=env)
     assert result.returncode == 1
-    assert "http://127.0.0.1:1" in one_line(result, token)
+    line = one_line(result, token)
+    assert "http://127.0.0.1:1" in line
+    # The local gateway serves the admin API: it may just not be running.
+    assert line.endswith(
+        "(is the local gateway running? Start it with: realtime-pubsub gateway --port 1)"
+    )
 
 
 @pytest.mark.parametrize(
@@ -167,6 +172,7 @@ async def test_an_unreachable_api_fails_in_one_line() -> None:
         (("unsubscribe", "--subject", "s"), None, "--pattern"),
         (("publish", "news"), None, "MESSAGE"),
         (("publish", "", "1"), None, "topic must be a non-empty string"),
+        (("publish", "t", "1", "--api-url", "ws://h"), None, "--api-url: the admin API's URL"),
         (("publish", "news", "1", "--timeout", "0"), None, "argument --timeout"),
     ],
 )
