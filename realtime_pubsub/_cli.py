@@ -298,6 +298,11 @@ async def _run_gateway(args: argparse.Namespace) -> int:
     if args.secret is not None:
         _warn_if_short(args.secret, "HS256")
     apps = _read_apps(args)
+    if apps is not None and args.app_id is not None and args.app_id not in apps:
+        raise UsageError(
+            f"--app-id {args.app_id} is not an app of --app-config {args.app_config} "
+            f"({', '.join(apps)})"
+        )
     ssl_context = _ssl_context(args)
     async with AsyncExitStack() as stack:
         try:

@@ -10,7 +10,12 @@ import sys
 import urllib.parse
 from typing import Final
 
-from ._errors import CertificateError, ConnectError, RealtimePubSubError
+from ._errors import (
+    AuthenticationError,
+    CertificateError,
+    ConnectError,
+    RealtimePubSubError,
+)
 from ._tasks import is_cancellation
 from ._transport import os_reason
 
@@ -93,14 +98,22 @@ def describe(failure: BaseException) -> str:
 
 
 def local_gateway_hint(failure: BaseException, url: str) -> str:
-    """Advice to add to ``failure``'s line: how to start the gateway, when ``url`` could
-    not be reached and names this machine; else nothing."""
-    if not isinstance(failure, ConnectError) or isinstance(failure, CertificateError):
-        return ""
+    """Advice to add to ``failure``'s line when ``url`` names this machine, where the
+    gateway is the local one: how to start it, when it cannot be reached; how to get a
+    token it takes, when it refuses one; else nothing."""
     parts = urllib.parse.urlsplit(url)
     if parts.hostname not in _LOCAL_HOSTS:
         return ""
-    port = parts.port or (443 if parts.scheme == "wss" else 80)
+    if isinstance(failure, AuthenticationError) and failure.status == 401:
+        return (
+            f" (get a token for the local gateway with: {PROG} token, adding --secret S if "
+            "the gateway was started with --secret S)"
+        )
+    if isinstance(failure, AuthenticationError) and failure.status == 404:
+        return " (the local gateway serves only its --app-id, or the apps of its --app-config)"
+    if not isinstance(failure, ConnectError) or isinstance(failure, CertificateError):
+        return ""
+    port = parts.port or (443 if parts.scheme in ("wss", "https") else 80)
     option = "" if port == _GATEWAY_PORT else f" --port {port}"
     return f" (is the local gateway running? Start it with: {PROG} gateway{option})"
 

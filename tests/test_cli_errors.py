@@ -4,6 +4,7 @@ status 1 for a failure at run time and 2 for bad usage."""
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -136,3 +137,37 @@ async def test_a_local_gateway_that_is_not_running() -> None:
         "connection refused (is the local gateway running? Start it with: "
         f"realtime-pubsub gateway --port {gw.port})"
     )
+
+
+@pytest.mark.anyio
+async def test_a_token_the_local_gateway_refuses() -> None:
+    async with serve(secret="a-secret-of-at-least-thirty-two-bytes") as gw:
+        token = (await run("token")).stdout.strip()  # signed with the development secret
+        result = await run("publish", "chat", "hi", "--url", gw.url(token))
+    line = error_line(result, 1)
+    assert line.startswith("the gateway refused the connection: HTTP 401: ")
+    assert line.endswith(
+        "(get a token for the local gateway with: realtime-pubsub token, adding --secret S "
+        "if the gateway was started with --secret S)"
+    )
+
+
+@pytest.mark.anyio
+async def test_an_app_the_local_gateway_does_not_serve() -> None:
+    async with serve(app_id="chat-app") as gw:
+        url = gw.url(gw.mint_token(), app_id="another-app")
+        result = await run("publish", "chat", "hi", "--url", url)
+    assert error_line(result, 1) == (
+        "the gateway refused the connection: HTTP 404: Not found: unknown app (the local "
+        "gateway serves only its --app-id, or the apps of its --app-config)"
+    )
+
+
+@pytest.mark.anyio
+async def test_an_app_id_that_is_not_in_the_app_config(tmp_path: Path) -> None:
+    config = tmp_path / "apps.json"
+    config.write_text(
+        json.dumps({"appId": "a", "authKey": {"key": "k" * 32, "algorithms": ["HS256"]}})
+    )
+    result = await run("gateway", "--app-config", str(config), "--app-id", "b")
+    assert error_line(result, 2) == f"--app-id b is not an app of --app-config {config} (a)"
