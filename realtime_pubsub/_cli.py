@@ -119,7 +119,7 @@ def _json(value: Any) -> str:
     return orjson.dumps(value, default=repr).decode()
 
 
-def _describe(message: IncomingMessage) -> str:
+def _message_line(message: IncomingMessage) -> str:
     sender = ""
     if message.client is not None:
         who = message.client.subject or "?"
@@ -154,7 +154,7 @@ async def _listen(args: argparse.Namespace) -> int:
                         }
                     )
                 else:
-                    line = _describe(message)
+                    line = _message_line(message)
                 try:
                     print(line, flush=True)
                 except BrokenPipeError:  # the reader went away (listen ... | head -1)
@@ -576,7 +576,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         if interrupted(failure):
             stopped()
             return 0
-        reported = [e for e in leaves(failure) if not isinstance(e, KeyboardInterrupt)]
+        found = leaves(failure)
+        # Ctrl-C and the cancellations it caused are how the command stopped, not why.
+        reported = [e for e in found if isinstance(e, Exception)] or found
         usage = [e for e in reported if isinstance(e, UsageError)]
         if usage:
             error(describe(usage[0]))

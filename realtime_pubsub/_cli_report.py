@@ -16,7 +16,6 @@ from ._errors import (
     ConnectError,
     RealtimePubSubError,
 )
-from ._tasks import is_cancellation
 from ._transport import os_reason
 
 if sys.version_info < (3, 11):  # pragma: no cover
@@ -73,10 +72,11 @@ def leaves(failure: BaseException) -> list[BaseException]:
 
 def interrupted(failure: BaseException) -> bool:
     """Whether ``failure`` is nothing but Ctrl-C (trio delivers it wrapped in the groups of
-    the task groups it crossed), and the cancellations it caused."""
+    the task groups it crossed), and the cancellations it caused: no :class:`Exception`,
+    which a cancellation is not (on either backend, and outside the event loop too)."""
     found = leaves(failure)
-    return any(isinstance(e, KeyboardInterrupt) for e in found) and all(
-        isinstance(e, KeyboardInterrupt) or is_cancellation(e) for e in found
+    return any(isinstance(e, KeyboardInterrupt) for e in found) and not any(
+        isinstance(e, Exception) for e in found
     )
 
 
