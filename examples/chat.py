@@ -14,9 +14,15 @@ from __future__ import annotations
 import sys
 
 import anyio
-from _common import parser
+from _common import parser, run
 
 import realtime_pubsub
+
+
+async def read_line() -> str:
+    """The next line typed ("" at the end of input). Ctrl-C does not wait for one: the
+    thread stuck reading is left behind."""
+    return await anyio.to_thread.run_sync(sys.stdin.readline, abandon_on_cancel=True)
 
 
 async def chat(url: str, name: str, room: str) -> None:
@@ -33,8 +39,7 @@ async def chat(url: str, name: str, room: str) -> None:
         async with anyio.create_task_group() as tg:
             tg.start_soon(show)
             print(f"joined {room} as {name}", flush=True)
-            stdin = anyio.wrap_file(sys.stdin)
-            async for line in stdin:
+            while line := await read_line():
                 text = line.rstrip("\n")
                 if text:
                     receipt = await client.publish(
@@ -50,7 +55,7 @@ def main() -> None:
     args.add_argument("--name", required=True)
     args.add_argument("--room", default="lobby")
     options = args.parse_args()
-    anyio.run(chat, options.url, options.name, options.room, backend=options.backend)
+    run(chat, options.url, options.name, options.room, backend=options.backend)
 
 
 if __name__ == "__main__":

@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 import anyio
-from _common import parser
+from _common import parser, run
 
 import realtime_pubsub
 
@@ -35,7 +35,7 @@ async def monitor(url: str) -> None:
 
 def main() -> None:
     options = parser(__doc__.splitlines()[0]).parse_args()
-    anyio.run(monitor, options.url, backend=options.backend)
+    run(monitor, options.url, backend=options.backend)
 
 
 if __name__ == "__main__":

@@ -17,7 +17,7 @@ import time
 from typing import Any
 
 import anyio
-from _common import parser
+from _common import parser, run
 
 import realtime_pubsub
 
@@ -44,7 +44,7 @@ async def serve(url: str) -> None:
 
 def main() -> None:
     options = parser(__doc__.splitlines()[0]).parse_args()
-    anyio.run(serve, options.url, backend=options.backend)
+    run(serve, options.url, backend=options.backend)
 
 
 if __name__ == "__main__":

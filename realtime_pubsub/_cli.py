@@ -3,213 +3,109 @@ admin API, run the local gateway, mint tokens for it, and a demo of the whole pr
 one process.
 
 Exit status: 0 success, 1 failure (timeout, refused, forbidden, unreachable), 2 bad usage.
-Errors are one readable line (a traceback only with ``--debug``); Ctrl-C ends cleanly.
+Errors are one readable line (a traceback only with ``--debug``); Ctrl-C (or SIGTERM) ends
+any command cleanly, with "stopped" on stderr and status 0.
 """
 
 from __future__ import annotations
 
 import argparse
+import errno
+import importlib.util
 import logging
 import os
+import re
 import signal
+import socket
 import ssl
 import sys
-from collections.abc import Awaitable, Callable, Sequence
-from typing import Any, NoReturn
+import urllib.parse
+import warnings
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from contextlib import AsyncExitStack, asynccontextmanager
+from typing import Any
 
 import anyio
 import orjson
+from jwt.warnings import InsecureKeyLengthWarning
 
 from . import gateway as gateway_module
 from ._backoff import ReconnectPolicy
-from ._client import connect
-from ._errors import RealtimePubSubError
+from ._cli_options import (
+    ADMIN_TOKEN_VARIABLE,
+    API_URL_VARIABLE,
+    APP_ID_VARIABLE,
+    DEFAULT_API_URL,
+    DEFAULT_PERMISSION,
+    URL_VARIABLE,
+    build_parser,
+)
+from ._cli_report import (
+    CommandFailed,
+    StatusLines,
+    UsageError,
+    describe,
+    error,
+    interrupted,
+    leaves,
+    local_gateway_hint,
+    stopped,
+    warning,
+)
+from ._client import Client, connect
+from ._errors import (
+    AckTimeout,
+    ConnectError,
+    ConnectionClosed,
+    Forbidden,
+    RealtimePubSubError,
+    ReplyTimeout,
+)
 from ._messages import IncomingMessage
-from ._urls import mask_url
-from ._version import __version__
+from ._pending import Receipt
+from ._transport import os_reason
+from ._urls import mask_url, validate_url
 from .gateway import load_app_config
 from .gateway._auth import DEVELOPMENT_SECRET
-from .gateway._config import (
-    DEFAULT_MAX_MESSAGE_SIZE,
-    DEFAULT_MAX_SEND_BUFFER,
-    DEFAULT_WRITE_TIMEOUT,
-)
-from .tokens import ALGORITHMS, admin_token, can_publish, client_token
+from .tokens import HMAC_ALGORITHMS, admin_token, client_token
 
 if sys.version_info < (3, 11):  # pragma: no cover
     from exceptiongroup import BaseExceptionGroup  # type: ignore[import-not-found,unused-ignore]
 
 __all__ = ["main"]
 
-URL_VARIABLE = "REALTIME_PUBSUB_URL"
-DEFAULT_PERMISSION = can_publish("*")
-
-
-class UsageError(Exception):
-    """Bad usage found after parsing (exit status 2)."""
-
-
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> NoReturn:
-        self.print_usage(sys.stderr)
-        self.exit(2, f"{self.prog}: error: {message}\n")
-
-
-def _parser() -> argparse.ArgumentParser:
-    common = _Parser(add_help=False)
-    common.add_argument("--debug", action="store_true", help="log what happens (to stderr)")
-    common.add_argument(
-        "--backend", choices=("asyncio", "trio"), default="asyncio", help="event loop to run on"
-    )
-    connecting = _Parser(add_help=False)
-    connecting.add_argument(
-        "--url", help=f"wss://host/apps/<app>?access_token=<JWT> (default: ${URL_VARIABLE})"
-    )
-    connecting.add_argument(
-        "--connect-timeout", type=float, default=10.0, help="seconds per connection attempt"
-    )
-
-    parser = _Parser(
-        prog="realtime-pubsub",
-        description="Realtime Pub/Sub from the command line.",
-        parents=[common],
-    )
-    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
-    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-
-    listen = commands.add_parser(
-        "listen",
-        parents=[common, connecting],
-        help="print incoming messages until Ctrl-C",
-        description="Print the messages whose event name <topic>.<messageType> matches a "
-        "PATTERN (* one segment, ** any number). Listening does not subscribe: add "
-        "--subscribe TOPIC for remote topics.",
-    )
-    listen.add_argument("patterns", nargs="+", metavar="PATTERN")
-    listen.add_argument(
-        "--subscribe", action="append", default=[], metavar="TOPIC", help="repeatable"
-    )
-    listen.add_argument("--json", action="store_true", help="one JSON object a line")
-
-    for name, help_text in (
-        ("publish", "publish a message to a topic"),
-        ("send", "send a message to the backend services"),
-    ):
-        command = commands.add_parser(
-            name,
-            parents=[common, connecting],
-            help=help_text,
-            description=f"{help_text[0].upper()}{help_text[1:]}. PAYLOAD is sent as JSON when "
-            "it is valid JSON, else as a string.",
-        )
-        if name == "publish":
-            command.add_argument("topic", metavar="TOPIC")
-        command.add_argument("payload", metavar="PAYLOAD")
-        command.add_argument("--type", dest="message_type", help="the message type")
-        command.add_argument("--compress", action="store_true", help="deliver compressed")
-        command.add_argument("--ack", action="store_true", help="wait for the gateway's ack")
-        command.add_argument(
-            "--ack-timeout", type=float, default=5.0, help="seconds to wait for the ack"
-        )
-        command.add_argument(
-            "--reply-timeout",
-            type=float,
-            metavar="S",
-            help="wait this many seconds for a reply and print it",
-        )
-
-    serve = commands.add_parser(
-        "gateway",
-        parents=[common],
-        help="run the local gateway (development and tests) until Ctrl-C",
-        description="Run a local Realtime Pub/Sub gateway until Ctrl-C. For development and "
-        "tests; production traffic goes to the hosted service.",
-    )
-    serve.add_argument("--host", default="127.0.0.1", help="address to listen on")
-    serve.add_argument("--port", type=int, default=8765, help="TCP port (0: any free port)")
-    keys = serve.add_mutually_exclusive_group()
-    keys.add_argument(
-        "--secret", help="HS256 secret tokens must be signed with (none: verify nothing)"
-    )
-    keys.add_argument(
-        "--app-config",
-        metavar="FILE",
-        help="JSON file of apps in the service's shape (appId, authKey, adminKey): only "
-        "those apps are served, each verified with its own keys",
-    )
-    serve.add_argument("--app-id", help="serve only this app id (default: any)")
-    serve.add_argument("--no-acks", action="store_true", help="never acknowledge messages")
-    serve.add_argument(
-        "--max-message-size",
-        type=int,
-        default=DEFAULT_MAX_MESSAGE_SIZE,
-        help=f"close frames above this many bytes (1009; default {DEFAULT_MAX_MESSAGE_SIZE})",
-    )
-    serve.add_argument(
-        "--max-send-buffer",
-        type=int,
-        default=DEFAULT_MAX_SEND_BUFFER,
-        help="close a connection with more than this many bytes queued for it (1013; "
-        f"default {DEFAULT_MAX_SEND_BUFFER})",
-    )
-    serve.add_argument(
-        "--write-timeout",
-        type=float,
-        default=DEFAULT_WRITE_TIMEOUT,
-        help=f"abort a connection whose write takes longer (default {DEFAULT_WRITE_TIMEOUT} s)",
-    )
-    serve.add_argument("--certfile", help="PEM certificate (chain): serve wss://")
-    serve.add_argument("--keyfile", help="PEM private key of --certfile (if not in it)")
-
-    token = commands.add_parser(
-        "token",
-        parents=[common],
-        help="print a token (JWT) for the local gateway",
-        description="Print a JWT for the local gateway, or for your app on the service.",
-    )
-    signing = token.add_mutually_exclusive_group()
-    signing.add_argument("--secret", help="HS* secret (the gateway's --secret)")
-    signing.add_argument(
-        "--private-key",
-        metavar="FILE",
-        help="PEM private key to sign with, for RS*/PS256/ES* apps (default algorithm RS256)",
-    )
-    token.add_argument(
-        "--algorithm", choices=ALGORITHMS, help="signing algorithm (default HS256, or RS256)"
-    )
-    token.add_argument("--issuer", help="the iss claim")
-    token.add_argument("--subject", default="user", help="the sub claim (default: user)")
-    token.add_argument(
-        "--permission",
-        action="append",
-        default=None,
-        metavar="P",
-        help=f"a permission string, repeatable (default: {DEFAULT_PERMISSION})",
-    )
-    token.add_argument(
-        "--ttl",
-        type=float,
-        default=None,
-        help="seconds until it expires (default 3600, or 300 with --admin)",
-    )
-
-    _add_admin_parsers(commands, token, common)
-
-    commands.add_parser(
-        "demo",
-        parents=[common],
-        help="walk through the protocol against a local gateway, in one process",
-        description="Start a local gateway, a backend service and a client, and walk through "
-        "subscribe, publish with ack, RPC, presence and a forced reconnection.",
-    )
-    return parser
+#: The close codes of a gateway that refuses what it was sent: data it does not take
+#: (1003), invalid data (1007), what the token does not allow (1008), a frame too large
+#: (1009).
+_REFUSING = frozenset({1003, 1007, 1008, 1009})
 
 
 def _url(args: argparse.Namespace) -> str:
+    """The URL to connect to, from ``--url`` or the environment; bad usage if there is
+    none or it cannot be one (saying what is wrong with it, and where it came from)."""
     url: str | None = args.url or os.environ.get(URL_VARIABLE)
     if not url:
         raise UsageError(f"no URL: pass --url or set {URL_VARIABLE}")
-    return url
+    try:
+        return validate_url(url)
+    except ValueError as exc:
+        source = "--url" if args.url else URL_VARIABLE
+        raise UsageError(f"{source}: {exc}") from None
+
+
+@asynccontextmanager
+async def _client(args: argparse.Namespace, policy: ReconnectPolicy) -> AsyncIterator[Client]:
+    """A client of ``args``' URL for the duration of the block. A local URL that cannot be
+    reached fails with advice on starting the gateway."""
+    url = _url(args)
+    try:
+        async with connect(url, reconnect=policy, connect_timeout=args.connect_timeout) as client:
+            yield client
+    except RealtimePubSubError as exc:
+        hint = local_gateway_hint(exc, url)
+        if hint:
+            raise CommandFailed(f"{exc}{hint}") from exc
+        raise
 
 
 def _payload(text: str) -> Any:
@@ -223,7 +119,7 @@ def _json(value: Any) -> str:
     return orjson.dumps(value, default=repr).decode()
 
 
-def _describe(message: IncomingMessage) -> str:
+def _message_line(message: IncomingMessage) -> str:
     sender = ""
     if message.client is not None:
         who = message.client.subject or "?"
@@ -233,7 +129,7 @@ def _describe(message: IncomingMessage) -> str:
 
 
 async def _listen(args: argparse.Namespace) -> int:
-    async with connect(_url(args), connect_timeout=args.connect_timeout) as client:
+    async with _client(args, ReconnectPolicy(max_attempts=args.attempts or None)) as client:
         for topic in args.subscribe:
             await client.subscribe(topic)
         send, receive = anyio.create_memory_object_stream[IncomingMessage](1000)
@@ -246,7 +142,7 @@ async def _listen(args: argparse.Namespace) -> int:
         async with anyio.create_task_group() as tg, send, receive:
             for pattern in args.patterns:
                 tg.start_soon(pump, pattern)
-            print(f"listening on {mask_url(_url(args))} (Ctrl-C to stop)", file=sys.stderr)
+            _status(args, f"listening on {mask_url(_url(args))} (Ctrl-C to stop)")
             async for message in receive:
                 if args.json:
                     line = _json(
@@ -258,35 +154,89 @@ async def _listen(args: argparse.Namespace) -> int:
                         }
                     )
                 else:
-                    line = _describe(message)
-                print(line, flush=True)
+                    line = _message_line(message)
+                try:
+                    print(line, flush=True)
+                except BrokenPipeError:  # the reader went away (listen ... | head -1)
+                    _stop_writing_stdout()
+                    tg.cancel_scope.cancel()
+                    break
     return 0
+
+
+def _stop_writing_stdout() -> None:
+    """Point stdout at /dev/null, so that nothing more is written to a pipe nobody reads,
+    not even the interpreter's last flush (which would report the broken pipe)."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
 
 
 async def _publish_or_send(args: argparse.Namespace) -> int:
-    policy = ReconnectPolicy(initial_delay=0.2, max_delay=2.0, max_attempts=3)
-    async with connect(
-        _url(args), reconnect=policy, connect_timeout=args.connect_timeout
-    ) as client:
-        payload = _payload(args.payload)
-        if args.command == "publish":
-            receipt = await client.publish(
-                args.topic,
-                payload,
-                message_type=args.message_type or "broadcast",
-                compress=args.compress,
-            )
-        else:
-            receipt = await client.send(
-                payload, message_type=args.message_type, compress=args.compress
-            )
-        if args.ack:
-            await receipt.wait_for_ack(timeout=args.ack_timeout)
-            print(f"acknowledged {receipt.id}", file=sys.stderr)
-        if args.reply_timeout is not None:
-            reply = await receipt.wait_for_reply(timeout=args.reply_timeout)
-            print(_json({"status": reply.status, "data": reply.data}), flush=True)
+    """Publish or send, and say what happened in one line: acknowledged (or replied to),
+    refused by the gateway (status 1), or sent with no ack in time, which is what an app
+    with acks off gives (status 0, unless ``--ack`` asks for the ack)."""
+    target = f"to {args.topic!r}" if args.command == "publish" else "to the backend services"
+    receipt: Receipt | None = None
+    # One message to deliver: try again soon, rather than in the long run.
+    policy = ReconnectPolicy(initial_delay=0.2, max_delay=2.0, max_attempts=args.attempts or None)
+    try:
+        async with _client(args, policy) as client:
+            payload = _payload(args.payload)
+            if args.command == "publish":
+                receipt = await client.publish(
+                    args.topic,
+                    payload,
+                    message_type=args.message_type or "broadcast",
+                    compress=args.compress,
+                )
+            else:
+                receipt = await client.send(
+                    payload, message_type=args.message_type, compress=args.compress
+                )
+            sent = f"sent {target} (id {receipt.id})"
+            if args.reply_timeout is not None:  # a reply is an ack, and more
+                try:
+                    reply = await receipt.wait_for_reply(timeout=args.reply_timeout)
+                except ReplyTimeout:
+                    raise CommandFailed(
+                        f"{sent}, but no reply within {args.reply_timeout:g} s"
+                    ) from None
+                _status(args, f"{sent}: replied")
+                print(_json({"status": reply.status, "data": reply.data}), flush=True)
+                return 0
+            try:
+                await receipt.wait_for_ack(timeout=args.ack_timeout)
+            except AckTimeout:
+                late = f"no ack within {args.ack_timeout:g} s (the app may have acks off)"
+                if args.ack:
+                    raise CommandFailed(f"{sent}, but {late}") from None
+                _status(args, f"{sent}; {late}")
+            else:
+                done = "published" if args.command == "publish" else "sent"
+                _status(args, f"{done} {target} (id {receipt.id}): acknowledged")
+    except (ConnectionClosed, Forbidden) as exc:
+        if receipt is None:
+            raise
+        raise CommandFailed(_undelivered(args.command, target, exc.code, exc.reason)) from exc
     return 0
+
+
+def _undelivered(command: str, target: str, code: int, reason: str) -> str:
+    """What to say when the connection closed under a message waiting for its ack."""
+    closed = f"{code}: {reason}" if reason else str(code)
+    if code in _REFUSING:
+        return f"{command} {target} refused: the gateway closed the connection ({closed})"
+    return (
+        f"{command} {target} failed: the connection closed ({closed}) before the gateway "
+        "acknowledged it; it may not have been delivered"
+    )
+
+
+def _status(args: argparse.Namespace, text: str) -> None:
+    """A line on stderr saying how things go, unless ``--quiet``."""
+    if not args.quiet:
+        print(text, file=sys.stderr, flush=True)
 
 
 def _ssl_context(args: argparse.Namespace) -> ssl.SSLContext | None:
@@ -294,25 +244,87 @@ def _ssl_context(args: argparse.Namespace) -> ssl.SSLContext | None:
         if args.keyfile is not None:
             raise UsageError("--keyfile needs --certfile")
         return None
+    for option, path in (("--certfile", args.certfile), ("--keyfile", args.keyfile)):
+        if path is not None and not os.path.isfile(path):
+            raise CommandFailed(f"{option} {path}: no such file")
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    context.load_cert_chain(args.certfile, args.keyfile)
+    try:
+        context.load_cert_chain(args.certfile, args.keyfile)
+    except (OSError, ssl.SSLError) as exc:
+        files = args.certfile + (f" and --keyfile {args.keyfile}" if args.keyfile else "")
+        reason = re.sub(r"\s*\(_ssl\.c:\d+\)", "", str(exc))  # OpenSSL's source line
+        raise CommandFailed(
+            f"--certfile {files}: not a PEM certificate with its private key ({reason})"
+        ) from exc
     return context
 
 
+def _read_apps(args: argparse.Namespace) -> dict[str, gateway_module.AppConfig] | None:
+    if args.app_config is None:
+        return None
+    try:
+        return load_app_config(args.app_config)
+    except OSError as exc:
+        raise CommandFailed(f"--app-config {args.app_config}: {os_reason(exc)}") from exc
+
+
+#: What to try when the gateway cannot listen, by the operating system's error number.
+_LISTEN_ADVICE = {
+    errno.EADDRINUSE: "is a gateway running there already? Stop it, or pick another --port; "
+    "--port 0 takes any free one",
+    errno.EADDRNOTAVAIL: "--host must be an address of this machine: 127.0.0.1 for this "
+    "machine alone, 0.0.0.0 for every network",
+    errno.EACCES: "ports below 1024 need privileges: pick another --port",
+}
+
+
+def _cannot_listen(failure: BaseException, args: argparse.Namespace) -> CommandFailed | None:
+    """The one-line failure for a gateway that cannot listen where ``args`` say (the
+    gateway raises it from inside its task group), or None if ``failure`` is another."""
+    found = next((e for e in leaves(failure) if isinstance(e, OSError)), None)
+    if found is None:
+        return None
+    if isinstance(found, socket.gaierror):
+        advice = "--host must be an address of this machine, or its name"
+    else:
+        advice = _LISTEN_ADVICE.get(found.errno or 0, "")
+    return CommandFailed(
+        f"cannot listen on {args.host}:{args.port}: {os_reason(found)}"
+        + (f" ({advice})" if advice else "")
+    )
+
+
 async def _run_gateway(args: argparse.Namespace) -> int:
-    apps = load_app_config(args.app_config) if args.app_config else None
-    async with gateway_module.serve(
-        args.host,
-        args.port,
-        secret=args.secret,
-        apps=apps,
-        app_id=args.app_id,
-        acks=not args.no_acks,
-        max_message_size=args.max_message_size,
-        max_send_buffer=args.max_send_buffer,
-        write_timeout=args.write_timeout,
-        ssl_context=_ssl_context(args),
-    ) as gateway:
+    if args.secret is not None:
+        _warn_if_short(args.secret, "HS256")
+    apps = _read_apps(args)
+    if apps is not None and args.app_id is not None and args.app_id not in apps:
+        raise UsageError(
+            f"--app-id {args.app_id} is not an app of --app-config {args.app_config} "
+            f"({', '.join(apps)})"
+        )
+    ssl_context = _ssl_context(args)
+    async with AsyncExitStack() as stack:
+        try:
+            gateway = await stack.enter_async_context(
+                gateway_module.serve(
+                    args.host,
+                    args.port,
+                    secret=args.secret,
+                    apps=apps,
+                    app_id=args.app_id,
+                    acks=not args.no_acks,
+                    max_message_size=args.max_message_size,
+                    max_send_buffer=args.max_send_buffer,
+                    write_timeout=args.write_timeout,
+                    ssl_context=ssl_context,
+                )
+            )
+        except (OSError, BaseExceptionGroup) as exc:
+            failure = _cannot_listen(exc, args)
+            if failure is None:
+                raise
+            raise failure from exc
         app = args.app_id or "<app-id>"
         template = gateway.url("TOKEN", app_id=app).replace("TOKEN", "<token>")
         template = template.replace("%3Capp-id%3E", "<app-id>")
@@ -331,8 +343,15 @@ async def _run_gateway(args: argparse.Namespace) -> int:
 
 
 def _token(args: argparse.Namespace) -> int:
-    if args.admin or args.role or args.allowed_topic:
-        return _admin_token(args)
+    with warnings.catch_warnings():
+        # PyJWT's warning is a paragraph and a source line: _signing_key says it in one.
+        warnings.simplefilter("ignore", InsecureKeyLengthWarning)
+        if args.admin or args.role or args.allowed_topic:
+            return _admin_token(args)
+        return _client_token(args)
+
+
+def _client_token(args: argparse.Namespace) -> int:
     permissions = args.permission or [DEFAULT_PERMISSION]
     key, algorithm = _signing_key(args)
     print(
@@ -351,20 +370,47 @@ def _token(args: argparse.Namespace) -> int:
 def _signing_key(args: argparse.Namespace) -> tuple[str | bytes, str]:
     """The key and algorithm ``token`` signs with: ``--secret`` (or the development
     secret) and HS256, or ``--private-key`` and RS256, unless ``--algorithm`` says."""
+    algorithm = args.algorithm or ("RS256" if args.private_key else "HS256")
+    symmetric = algorithm in HMAC_ALGORITHMS
     if args.private_key is not None:
-        with open(args.private_key, "rb") as file:
-            return file.read(), args.algorithm or "RS256"
-    return args.secret or DEVELOPMENT_SECRET, args.algorithm or "HS256"
+        if symmetric:
+            raise UsageError(f"--algorithm {algorithm} signs with --secret, not --private-key")
+        try:
+            with open(args.private_key, "rb") as file:
+                return file.read(), algorithm
+        except OSError as exc:
+            raise CommandFailed(f"--private-key {args.private_key}: {os_reason(exc)}") from exc
+    if not symmetric:
+        instead = ", not --secret" if args.secret is not None else ""
+        raise UsageError(f"--algorithm {algorithm} signs with --private-key FILE{instead}")
+    if args.secret is None:
+        return DEVELOPMENT_SECRET, algorithm
+    _warn_if_short(args.secret, algorithm)
+    return args.secret, algorithm
+
+
+#: The shortest secret each HMAC algorithm should have: its hash's size (RFC 7518, 3.2).
+_SECRET_BYTES = {"HS256": 32, "HS384": 48, "HS512": 64}
+
+
+def _warn_if_short(secret: str, algorithm: str) -> None:
+    """One line of warning for a ``--secret`` shorter than ``algorithm`` wants."""
+    wanted = _SECRET_BYTES.get(algorithm, 0)
+    size = len(secret.encode())
+    if size < wanted:
+        warning(
+            f"--secret is {size} bytes long; {algorithm} wants at least {wanted}, or tokens "
+            "signed with it can be forged by guessing it"
+        )
 
 
 async def _demo(args: argparse.Namespace) -> int:
     from ._demo import DemoFailed, run_demo
 
     try:
-        await run_demo()
+        await run_demo(args.backend)
     except DemoFailed as exc:
-        print(f"realtime-pubsub demo: {exc}", file=sys.stderr)
-        return 1
+        raise CommandFailed(f"the demo failed: {exc}") from exc
     return 0
 
 
@@ -381,7 +427,7 @@ async def _until_interrupted(
         async def watch() -> None:
             with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
                 async for _ in signals:
-                    print("stopped", file=sys.stderr)
+                    stopped()
                     tg.cancel_scope.cancel()
                     return
 
@@ -397,91 +443,6 @@ async def _until_interrupted(
 
 
 # --------------------------------------------------------------------------- the admin API
-
-APP_ID_VARIABLE = "REALTIME_PUBSUB_APP_ID"
-ADMIN_TOKEN_VARIABLE = "REALTIME_PUBSUB_ADMIN_TOKEN"
-API_URL_VARIABLE = "REALTIME_PUBSUB_API_URL"
-#: The public cluster (realtime_pubsub.admin.DEFAULT_BASE_URL, without importing httpx).
-_DEFAULT_API_URL = "https://genesis.r7.21no.de"
-
-
-def _add_admin_parsers(
-    commands: Any, token: argparse.ArgumentParser, common: argparse.ArgumentParser
-) -> None:
-    """The ``admin`` command group (the HTTP admin API) and the admin options of
-    ``token``."""
-    token.add_argument(
-        "--admin",
-        action="store_true",
-        help="an admin token for the HTTP admin API (signed with the app's adminKey)",
-    )
-    token.add_argument(
-        "--role",
-        action="append",
-        default=[],
-        metavar="R",
-        help="with --admin: Publisher, SubscribersAdmin or ConnectionsAdmin; repeatable",
-    )
-    token.add_argument(
-        "--allowed-topic",
-        action="append",
-        default=[],
-        metavar="P",
-        help="with --admin: a topic pattern a Publisher may publish to; repeatable",
-    )
-
-    api = _Parser(add_help=False)
-    api.add_argument("--app-id", help=f"the application's id (default: ${APP_ID_VARIABLE})")
-    api.add_argument("--token", help=f"an admin token (default: ${ADMIN_TOKEN_VARIABLE})")
-    api.add_argument(
-        "--api-url",
-        help=f"the API's base URL (default: ${API_URL_VARIABLE}, else {_DEFAULT_API_URL})",
-    )
-    api.add_argument(
-        "--timeout", type=float, default=10.0, help="seconds per request (default 10)"
-    )
-    admin = commands.add_parser(
-        "admin",
-        parents=[common],
-        help="call the HTTP admin API: publish, unsubscribe users, terminate connections",
-        description="Call the service's HTTP admin API (or the local gateway's) with an "
-        "admin token.",
-    )
-    operations = admin.add_subparsers(dest="operation", required=True, metavar="OPERATION")
-    publish = operations.add_parser(
-        "publish",
-        parents=[common, api],
-        help="publish MESSAGE to TOPIC (role Publisher)",
-        description="Publish MESSAGE to TOPIC; subscribers receive it as it is. MESSAGE is "
-        "sent as JSON when it is valid JSON, else as a string. Not retried.",
-    )
-    publish.add_argument("topic", metavar="TOPIC")
-    publish.add_argument("message", metavar="MESSAGE")
-    publish.add_argument("--compress", action="store_true", help="deliver compressed")
-    unsubscribe = operations.add_parser(
-        "unsubscribe",
-        parents=[common, api],
-        help="remove a subject's subscriptions (role SubscribersAdmin)",
-        description="Remove the subscriptions matching a pattern (* matches anything) from "
-        "every connection of a subject.",
-    )
-    unsubscribe.add_argument("--subject", required=True, help="whose connections")
-    unsubscribe.add_argument(
-        "--pattern",
-        action="append",
-        required=True,
-        metavar="P",
-        help="a topic pattern, repeatable (up to 50)",
-    )
-    terminate = operations.add_parser(
-        "terminate",
-        parents=[common, api],
-        help="close one connection, or all of the app's (role ConnectionsAdmin)",
-        description="Close the connection CONNECTION_ID, or with --all every connection "
-        "of the app. Clients reconnect with a fresh token.",
-    )
-    terminate.add_argument("connection_id", nargs="?", metavar="CONNECTION_ID")
-    terminate.add_argument("--all", action="store_true", help="every connection of the app")
 
 
 def _admin_token(args: argparse.Namespace) -> int:
@@ -520,23 +481,40 @@ async def _admin(args: argparse.Namespace) -> int:
         raise UsageError("terminate takes a CONNECTION_ID or --all (one of the two)")
     app_id = _admin_setting(args, "app_id", APP_ID_VARIABLE)
     token = _admin_setting(args, "token", ADMIN_TOKEN_VARIABLE)
-    api_url = args.api_url or os.environ.get(API_URL_VARIABLE) or _DEFAULT_API_URL
+    api_url = _api_url(args)
     from .admin import AsyncAdminClient  # httpx, for this command alone
 
-    async with AsyncAdminClient(app_id, token, base_url=api_url, timeout=args.timeout) as api:
-        if args.operation == "publish":
-            await api.publish(args.topic, _payload(args.message), compress=args.compress)
-            print(f"published to {args.topic!r}")
-        elif args.operation == "unsubscribe":
-            await api.unsubscribe(args.subject, args.pattern)
-            print(f"unsubscribed {args.subject!r} from {', '.join(args.pattern)}")
-        elif args.all:
-            await api.terminate_connections()
-            print(f"terminated every connection of {app_id!r}")
-        else:
-            await api.terminate_connection(args.connection_id)
-            print(f"terminated connection {args.connection_id!r}")
+    try:
+        async with AsyncAdminClient(app_id, token, base_url=api_url, timeout=args.timeout) as api:
+            if args.operation == "publish":
+                await api.publish(args.topic, _payload(args.message), compress=args.compress)
+                print(f"published to {args.topic!r}")
+            elif args.operation == "unsubscribe":
+                await api.unsubscribe(args.subject, args.pattern)
+                print(f"unsubscribed {args.subject!r} from {', '.join(args.pattern)}")
+            elif args.all:
+                await api.terminate_connections()
+                print(f"terminated every connection of {app_id!r}")
+            else:
+                await api.terminate_connection(args.connection_id)
+                print(f"terminated connection {args.connection_id!r}")
+    except ConnectError as exc:
+        hint = local_gateway_hint(exc, api_url)  # the gateway serves the admin API too
+        if hint:
+            raise CommandFailed(f"{exc}{hint}") from exc
+        raise
     return 0
+
+
+def _api_url(args: argparse.Namespace) -> str:
+    """The admin API's base URL: bad usage unless it is an http:// or https:// one."""
+    url: str = args.api_url or os.environ.get(API_URL_VARIABLE) or DEFAULT_API_URL
+    if urllib.parse.urlsplit(url).scheme not in ("http", "https"):
+        source = "--api-url" if args.api_url else API_URL_VARIABLE
+        raise UsageError(
+            f"{source}: the admin API's URL must start with http:// or https://: {mask_url(url)!r}"
+        )
+    return url
 
 
 _ASYNC_COMMANDS = {
@@ -549,46 +527,63 @@ _ASYNC_COMMANDS = {
 }
 
 
-def _one_line(error: BaseException) -> str:
-    text = str(error).strip().splitlines()
-    detail = text[0] if text else type(error).__name__
-    return f"{type(error).__name__}: {detail}" if isinstance(error, OSError) else detail
+def _check_backend(backend: str) -> None:
+    """Fail in one line, saying what to install, if ``backend`` is not installed."""
+    if backend == "trio" and importlib.util.find_spec("trio") is None:
+        raise CommandFailed(
+            "trio is not installed: pip install 'realtime-pubsub[trio]', or use --backend asyncio"
+        )
+
+
+def _run(args: argparse.Namespace) -> int:
+    if args.command == "token":
+        return _token(args)
+    if args.command in ("listen", "publish", "send"):
+        _url(args)  # bad usage is reported before anything connects
+    _check_backend(args.backend)
+    status: int = anyio.run(
+        _until_interrupted, _ASYNC_COMMANDS[args.command], args, backend=args.backend
+    )
+    return status
+
+
+def _configure_logging(args: argparse.Namespace) -> None:
+    """``--debug``: every log record, on stderr. Else failures are reported as one line at
+    the end; the client's progress shows as status lines (unless ``--quiet``), and the
+    gateway alone keeps its warnings (development mode)."""
+    if args.debug:
+        logging.basicConfig(
+            level=logging.DEBUG, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+        )
+        return
+    quiet = logging.WARNING if args.command == "gateway" else logging.CRITICAL
+    logging.basicConfig(level=quiet, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if args.command in ("listen", "publish", "send") and not args.quiet:
+        logger = logging.getLogger("realtime_pubsub")
+        logger.handlers = [StatusLines(max_attempts=args.attempts or None)]
+        logger.setLevel(logging.INFO)
+        logger.propagate = False
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the command; returns the exit status (0 ok, 1 failure, 2 bad usage)."""
-    args = _parser().parse_args(argv)
-    # Without --debug, failures are reported as one line at the end; the gateway alone
-    # keeps its warnings (development mode).
-    quiet = logging.WARNING if args.command == "gateway" else logging.CRITICAL
-    logging.basicConfig(
-        level=logging.DEBUG if args.debug else quiet,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+    """Run the command; returns the exit status (0 ok or stopped by Ctrl-C, 1 failure,
+    2 bad usage)."""
+    args = build_parser().parse_args(argv)
+    _configure_logging(args)
     try:
-        if args.command == "token":
-            return _token(args)
-        if args.command in ("listen", "publish", "send"):
-            _url(args)  # bad usage is reported before anything connects
-        status: int = anyio.run(
-            _until_interrupted, _ASYNC_COMMANDS[args.command], args, backend=args.backend
-        )
-        return status
-    except KeyboardInterrupt:
-        print("stopped", file=sys.stderr)
-        return 0
-    except BaseExceptionGroup as group:
-        # trio may deliver Ctrl-C wrapped by the nurseries it went through.
-        interrupted, rest = group.split(KeyboardInterrupt)
-        if interrupted is not None and rest is None:
-            print("stopped", file=sys.stderr)
+        return _run(args)
+    except (Exception, KeyboardInterrupt, BaseExceptionGroup) as failure:
+        if interrupted(failure):
+            stopped()
             return 0
-        raise
-    except UsageError as exc:
-        print(f"realtime-pubsub: error: {exc}", file=sys.stderr)
-        return 2
-    except (RealtimePubSubError, OSError, ValueError, TypeError) as exc:
+        found = leaves(failure)
+        # Ctrl-C and the cancellations it caused are how the command stopped, not why.
+        reported = [e for e in found if isinstance(e, Exception)] or found
+        usage = [e for e in reported if isinstance(e, UsageError)]
+        if usage:
+            error(describe(usage[0]))
+            return 2
         if args.debug:
             raise
-        print(f"realtime-pubsub: error: {_one_line(exc)}", file=sys.stderr)
+        error(describe(reported[0]))
         return 1

@@ -62,9 +62,10 @@ async def _backend(url: str, presence: list[str], changed: anyio.Event) -> Async
         yield
 
 
-async def run_demo() -> None:
-    """Run every step; raises :class:`DemoFailed` on the first one that does not happen."""
-    _say("realtime-pubsub demo: a local gateway, a backend service and a client")
+async def run_demo(backend: str) -> None:
+    """Run every step on the event loop named ``backend`` (which runs it: the name is for
+    the first line); raises :class:`DemoFailed` on the first step that does not happen."""
+    _say(f"realtime-pubsub demo on {backend}: a local gateway, a backend service and a client")
     async with gateway_module.serve() as gateway:
         _say(f"  gateway on ws://127.0.0.1:{gateway.port}")
         backend_url = gateway.url(

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import os
+import socket
 import ssl
 import sys
 from collections.abc import AsyncIterator, Iterator
@@ -51,6 +52,7 @@ __all__ = [
     "WebSocketsTransport",
     "closed_error",
     "closing",
+    "os_reason",
     "refusal",
     "translate_errors",
 ]
@@ -166,11 +168,9 @@ def refusal(status: int, body: bytes | bytearray | str | None, url: str) -> Real
     return HandshakeError(f"the WebSocket handshake failed: HTTP {status}")
 
 
-def _find(
-    error: BaseException, kind: type[BaseException] | tuple[type[BaseException], ...]
-) -> Any:
-    """``error`` itself, or the first exception of type ``kind`` among its causes and
-    contexts and inside exception groups; None if there is none."""
+def _related(error: BaseException) -> Iterator[BaseException]:
+    """``error``, then every exception among its causes and contexts and inside exception
+    groups, depth first (each once)."""
     seen: set[int] = set()
     stack = [error]
     while stack:
@@ -178,14 +178,20 @@ def _find(
         if id(current) in seen:
             continue
         seen.add(id(current))
-        if isinstance(current, kind):
-            return current
+        yield current
         if isinstance(current, BaseExceptionGroup):
             stack.extend(reversed(current.exceptions))
         for linked in (current.__context__, current.__cause__):
             if linked is not None:
                 stack.append(linked)
-    return None
+
+
+def _find(
+    error: BaseException, kind: type[BaseException] | tuple[type[BaseException], ...]
+) -> Any:
+    """``error`` itself, or the first exception of type ``kind`` among its causes and
+    contexts and inside exception groups; None if there is none."""
+    return next((e for e in _related(error) if isinstance(e, kind)), None)
 
 
 def _translate(error: BaseException, url: str) -> RealtimePubSubError | None:
@@ -211,9 +217,27 @@ def _translate(error: BaseException, url: str) -> RealtimePubSubError | None:
         return HandshakeError(f"the WebSocket handshake with {masked} failed: {handshake}")
     network = _find(error, (OSError, anyio.BrokenResourceError, anyio.EndOfStream))
     if network is not None:
-        detail = f"{type(network).__name__}: {network}" if str(network) else type(network).__name__
-        return ConnectError(f"cannot connect to {masked}: {detail}")
+        return ConnectError(f"cannot connect to {masked}: {os_reason(network)}")
     return None
+
+
+def os_reason(error: BaseException) -> str:
+    """What the network said, in words ("connection refused", "name or service not
+    known"): the text of every distinct error number among ``error``, its causes and the
+    members of its exception groups, rather than a wrapper's own words (anyio's "All
+    connection attempts failed" carries the real errors as its cause)."""
+    reasons: dict[str, None] = {}  # ordered, without repeats
+    for related in _related(error):
+        if isinstance(related, ssl.SSLError):
+            detail = (related.reason or str(related)).replace("_", " ").lower()
+            reasons[f"the TLS handshake failed: {detail}"] = None
+        elif isinstance(related, socket.gaierror) and related.strerror:
+            reasons[related.strerror] = None
+        elif isinstance(related, OSError) and related.errno:
+            reasons[os.strerror(related.errno)] = None
+    if not reasons:
+        return f"{type(error).__name__}: {error}" if str(error) else type(error).__name__
+    return "; ".join(reason[:1].lower() + reason[1:] for reason in reasons)
 
 
 class _Closable(Protocol):

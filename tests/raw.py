@@ -5,6 +5,7 @@ socket that reads only when told (a subscriber that stops reading); subprocesses
 
 from __future__ import annotations
 
+import re
 import signal
 import socket
 import sys
@@ -169,6 +170,42 @@ async def running(command: list[str]) -> AsyncIterator[anyio.abc.Process]:
         finally:
             if process.returncode is None:
                 process.kill()
+
+
+class Lines:
+    """Read a process's output (``process.stdout`` or ``process.stderr``) line by line."""
+
+    def __init__(self, stream: anyio.abc.ByteReceiveStream | None) -> None:
+        assert stream is not None
+        self.stream = stream
+        self.buffer = b""
+
+    async def until(self, pattern: str, timeout: float = 20) -> str:
+        """The next line that matches the regular expression ``pattern`` (those before it
+        are skipped); the test fails if none comes within ``timeout`` seconds."""
+        with anyio.fail_after(timeout):
+            while True:
+                *lines, self.buffer = self.buffer.split(b"\n")
+                for index, line in enumerate(lines):
+                    if re.search(pattern, line.decode()):
+                        self.buffer = b"\n".join([*lines[index + 1 :], self.buffer])
+                        return line.decode()
+                self.buffer = b"\n".join([*lines, self.buffer]) if lines else self.buffer
+                self.buffer += await self.stream.receive()
+
+
+async def stopped_by_ctrl_c(process: anyio.abc.Process) -> str:
+    """Ctrl-C (SIGINT) ``process``, which must end as the realtime-pubsub command does:
+    "stopped" and status 0, no traceback. Returns the rest of its stderr."""
+    assert process.stderr is not None
+    process.send_signal(signal.SIGINT)
+    with anyio.fail_after(10):
+        code = await process.wait()
+    errors = b"".join([chunk async for chunk in process.stderr]).decode()
+    assert code == 0, errors
+    assert errors.splitlines()[-1] == "stopped"
+    assert "Traceback" not in errors
+    return errors
 
 
 class SocketClient:

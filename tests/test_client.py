@@ -747,6 +747,20 @@ async def test_policy_giving_up_raises_the_last_error() -> None:
                 raise AssertionError("unreachable")
 
 
+async def test_a_refused_connection_is_named_as_such() -> None:
+    # Not anyio's "All connection attempts failed", which says nothing of why.
+    async with realtime_pubsub.gateway.serve() as gw:
+        url = url_for(gw)
+        await gw.stop_accepting()
+        with pytest.raises(realtime_pubsub.ConnectError) as info:
+            async with realtime_pubsub.connect(url, reconnect=ReconnectPolicy(enabled=False)):
+                raise AssertionError("unreachable")
+    assert str(info.value) == (
+        f"cannot connect to ws://127.0.0.1:{gw.port}/apps/default?access_token=***: "
+        "connection refused"
+    )
+
+
 async def test_a_bad_url_from_the_provider_is_retried_then_reported(
     realtime_pubsub_gateway: Gateway,
 ) -> None:

@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import os
-import re
 import signal
 import subprocess
 import sys
@@ -19,7 +18,7 @@ from realtime_pubsub.gateway import serve
 from realtime_pubsub.gateway._auth import mint_token
 
 from .keys import SECRET
-from .raw import connect, running, subscribed
+from .raw import Lines, connect, running, stopped_by_ctrl_c, subscribed
 
 pytestmark = pytest.mark.anyio
 
@@ -30,31 +29,11 @@ BACKEND = (
 )
 
 
-class Lines:
-    """Read a process's standard output line by line."""
-
-    def __init__(self, process: anyio.abc.Process) -> None:
-        assert process.stdout is not None
-        self.stream = process.stdout
-        self.buffer = b""
-
-    async def until(self, pattern: str, timeout: float = 20) -> str:
-        with anyio.fail_after(timeout):
-            while True:
-                *lines, self.buffer = self.buffer.split(b"\n")
-                for index, line in enumerate(lines):
-                    if re.search(pattern, line.decode()):
-                        self.buffer = b"\n".join([*lines[index + 1 :], self.buffer])
-                        return line.decode()
-                self.buffer = b"\n".join([*lines, self.buffer]) if lines else self.buffer
-                self.buffer += await self.stream.receive()
-
-
 @pytest.fixture
 async def gateway_port() -> AsyncIterator[int]:
     command = [sys.executable, "-m", "realtime_pubsub", "gateway", "--port", "0"]
     async with running(command) as process:
-        line = await Lines(process).until("listening on")
+        line = await Lines(process.stdout).until("listening on")
         yield int(line.rsplit(":", 1)[1])
         process.send_signal(signal.SIGINT)
         with anyio.fail_after(10):
@@ -79,9 +58,9 @@ async def test_rpc_backend_caller_and_presence_monitor(gateway_port: int) -> Non
         running(monitor_command) as monitor,
         running(backend_command) as backend,
     ):
-        monitor_out = Lines(monitor)
+        monitor_out = Lines(monitor.stdout)
         await monitor_out.until("monitoring as")
-        await Lines(backend).until("backend ready")
+        await Lines(backend.stdout).until("backend ready")
         caller = url(gateway_port, "caller", ("realtime:publisher:write:topic:*",))
         added = await anyio.run_process(
             example("rpc_caller.py", "add", "1", "2", "3.5", "--url", caller)
@@ -95,15 +74,13 @@ async def test_rpc_backend_caller_and_presence_monitor(gateway_port: int) -> Non
         assert "caller" in await monitor_out.until("connected: caller")
         assert "caller" in await monitor_out.until("disconnected: caller")
         for process in (monitor, backend):
-            process.send_signal(signal.SIGINT)
-            with anyio.fail_after(10):
-                await process.wait()
+            await stopped_by_ctrl_c(process)
 
 
 async def test_two_chat_clients_talk(gateway_port: int) -> None:
     alice_command = example("chat.py", "--name", "alice", "--url", url(gateway_port, "alice"))
     async with running(alice_command) as alice:
-        alice_out = Lines(alice)
+        alice_out = Lines(alice.stdout)
         await alice_out.until("joined lobby as alice")
         bob = await anyio.run_process(
             example("chat.py", "--name", "bob", "--url", url(gateway_port, "bob")),
@@ -116,6 +93,13 @@ async def test_two_chat_clients_talk(gateway_port: int) -> None:
         await alice.stdin.aclose()
         with anyio.fail_after(10):
             assert await alice.wait() == 0
+
+
+async def test_ctrl_c_stops_a_chat_waiting_for_input(gateway_port: int) -> None:
+    command = example("chat.py", "--name", "alice", "--url", url(gateway_port, "alice"))
+    async with running(command) as alice:
+        await Lines(alice.stdout).until("joined lobby as alice")
+        await stopped_by_ctrl_c(alice)
 
 
 async def test_an_admin_task_announces_mutes_and_disconnects() -> None:

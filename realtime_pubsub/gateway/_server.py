@@ -500,11 +500,6 @@ async def serve(
         write_timeout=write_timeout,
     )
     keyring = Keyring(secret=secret, apps=apps, app_id=app_id)
-    if not keyring.verifies:
-        logger.warning(
-            "gateway running without a secret: tokens are decoded but their signatures are "
-            "not verified (development mode)"
-        )
     gateway = Gateway(
         host=host,
         port=port,
@@ -518,6 +513,12 @@ async def serve(
         gateway._task_group = tg
         await gateway.start_accepting()
         logger.info("gateway listening on %s:%d", host, gateway.port)
+        if not keyring.verifies:
+            # Once it listens: a gateway that cannot start has nothing to warn about.
+            logger.warning(
+                "gateway running without a secret: tokens are decoded but their signatures "
+                "are not verified (development mode)"
+            )
         try:
             yield gateway
         finally:
