@@ -57,6 +57,7 @@ from ._errors import (
     Forbidden,
     RealtimePubSubError,
 )
+from ._transport import os_reason
 from ._urls import redact
 
 __all__ = ["DEFAULT_BASE_URL", "AdminClient", "AsyncAdminClient"]
@@ -218,7 +219,7 @@ class _AdminBase:
                 f"admin API: no answer to {action} from {self.base_url} within {self.timeout} s"
             )
         else:
-            detail = redact(_describe(error), [token])
+            detail = redact(os_reason(error), [token])
             failure = ConnectError(f"admin API: {action} failed: {self.base_url}: {detail}")
         raise failure from error
 
@@ -238,16 +239,6 @@ def _certificate_error(error: BaseException) -> ssl.SSLCertVerificationError | N
         if isinstance(cause, ssl.SSLCertVerificationError):
             return cause
     return None
-
-
-def _describe(error: BaseException) -> str:
-    """``Type: message`` of the deepest error in the chain that says something (the
-    network's own words, rather than httpx's summary of them)."""
-    for cause in reversed(_causes(error)):
-        text = " ".join(str(cause).split())
-        if text:
-            return f"{type(cause).__name__}: {text}"
-    return type(error).__name__
 
 
 def _checked_token(value: object) -> str:

@@ -505,6 +505,8 @@ async def test_an_unreachable_api_is_a_connect_error_after_the_retries(kind: str
             await api.terminate_connections()
     assert token.calls == 3
     assert base_url in str(failed.value)
+    # The network's own words, not the HTTP library's summary of them.
+    assert str(failed.value).endswith(": connection refused")
 
 
 async def test_an_api_that_does_not_answer_is_a_connect_timeout(kind: str) -> None:
