@@ -6,6 +6,7 @@ on stderr."""
 from __future__ import annotations
 
 import logging
+import ssl
 import sys
 import urllib.parse
 from typing import Final
@@ -113,9 +114,26 @@ def local_gateway_hint(failure: BaseException, url: str) -> str:
         return " (the local gateway serves only its --app-id, or the apps of its --app-config)"
     if not isinstance(failure, ConnectError) or isinstance(failure, CertificateError):
         return ""
+    if parts.scheme == "wss" and _tls_failed(failure):
+        return (
+            f" (the local gateway speaks TLS only when started with --certfile: use ws://, "
+            f"or start it with: {PROG} gateway --certfile FILE)"
+        )
     port = parts.port or (443 if parts.scheme in ("wss", "https") else 80)
     option = "" if port == _GATEWAY_PORT else f" --port {port}"
     return f" (is the local gateway running? Start it with: {PROG} gateway{option})"
+
+
+def _tls_failed(failure: BaseException) -> bool:
+    """Whether ``failure`` was caused by a TLS error (its causes and contexts)."""
+    seen: list[BaseException] = []
+    current: BaseException | None = failure
+    while current is not None and current not in seen:
+        if isinstance(current, ssl.SSLError):
+            return True
+        seen.append(current)
+        current = current.__cause__ or current.__context__
+    return False
 
 
 class StatusLines(logging.Handler):

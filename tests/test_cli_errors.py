@@ -171,3 +171,17 @@ async def test_an_app_id_that_is_not_in_the_app_config(tmp_path: Path) -> None:
     )
     result = await run("gateway", "--app-config", str(config), "--app-id", "b")
     assert error_line(result, 2) == f"--app-id b is not an app of --app-config {config} (a)"
+
+
+@pytest.mark.anyio
+async def test_wss_at_a_local_gateway_that_serves_ws() -> None:
+    async with serve() as gw:
+        url = gw.url(gw.mint_token()).replace("ws://", "wss://")
+        result = await run("publish", "chat", "hi", "--attempts", "1", "--url", url)
+    line = error_line(result, 1)
+    assert line.startswith(f"cannot connect to wss://127.0.0.1:{gw.port}/apps/default?")
+    assert "the TLS handshake failed" in line
+    assert line.endswith(
+        "(the local gateway speaks TLS only when started with --certfile: use ws://, or "
+        "start it with: realtime-pubsub gateway --certfile FILE)"
+    )

@@ -8,6 +8,7 @@ its answers, costs: its own connection at most, never another's, never the shutd
 from __future__ import annotations
 
 import socket
+import ssl
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -443,3 +444,13 @@ def test_the_reader_refuses_a_body_over_its_limit_before_reading_it() -> None:
     with pytest.raises(HttpError) as caught:
         reader.next_request()
     assert caught.value.status == 413
+
+
+async def test_a_tls_client_at_the_plain_port_is_closed_at_once() -> None:
+    # wss:// at a gateway that serves ws://: the TLS client hello is no request line, and
+    # waiting for one would keep the client until its own timeout.
+    async with serve(secret=SECRET) as gw:
+        gw.limits = attrs.evolve(gw.limits, handshake_timeout=60)
+        client_context = ssl.create_default_context()
+        with anyio.fail_after(20), pytest.raises((ssl.SSLError, anyio.BrokenResourceError)):
+            await anyio.connect_tcp(gw.host, gw.port, ssl_context=client_context)

@@ -305,6 +305,10 @@ def _bearer(authorization: str | None) -> str | None:
 # --------------------------------------------------------------------------- the I/O
 
 
+#: The first byte of a TLS record that opens a handshake (a client hello).
+_TLS_HANDSHAKE: Final = b"\x16"
+
+
 async def read_request_line(stream: anyio.abc.ByteStream) -> bytes | None:
     """Read until the end of a request's first line (or past :data:`MAX_HEAD`) and return
     everything read, which says where the request goes; None when the peer closes
@@ -314,6 +318,12 @@ async def read_request_line(stream: anyio.abc.ByteStream) -> bytes | None:
         try:
             received += await stream.receive(_READ_SIZE)
         except anyio.EndOfStream:
+            return None
+        if received.startswith(_TLS_HANDSHAKE):
+            # No request line starts so: a wss:// client at a port that serves ws://. Close
+            # at once, rather than wait for a line that never comes until the client's
+            # connect timeout.
+            logger.info("a TLS handshake on a plain port (wss:// for ws://?): closing")
             return None
     return bytes(received)
 
