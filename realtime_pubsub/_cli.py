@@ -63,6 +63,7 @@ from ._errors import (
 )
 from ._messages import IncomingMessage
 from ._pending import Receipt
+from ._protocol import REFUSAL_CLOSE_CODES
 from ._transport import os_reason
 from ._urls import mask_url, validate_url
 from .gateway import load_app_config
@@ -73,11 +74,6 @@ if sys.version_info < (3, 11):  # pragma: no cover
     from exceptiongroup import BaseExceptionGroup  # type: ignore[import-not-found,unused-ignore]
 
 __all__ = ["main"]
-
-#: The close codes of a gateway that refuses what it was sent: data it does not take
-#: (1003), invalid data (1007), what the token does not allow (1008), a frame too large
-#: (1009).
-_REFUSING = frozenset({1003, 1007, 1008, 1009})
 
 
 def _url(args: argparse.Namespace) -> str:
@@ -225,7 +221,7 @@ async def _publish_or_send(args: argparse.Namespace) -> int:
 def _undelivered(command: str, target: str, code: int, reason: str) -> str:
     """What to say when the connection closed under a message waiting for its ack."""
     closed = f"{code}: {reason}" if reason else str(code)
-    if code in _REFUSING:
+    if code in REFUSAL_CLOSE_CODES:
         return f"{command} {target} refused: the gateway closed the connection ({closed})"
     return (
         f"{command} {target} failed: the connection closed ({closed}) before the gateway "

@@ -40,6 +40,7 @@ from ._patterns import validate_pattern
 from ._pending import PendingTable, Receipt
 from ._protocol import (
     DEFAULT_MESSAGE_TYPE,
+    POLICY_VIOLATION,
     encode_publish,
     encode_reply,
     encode_send,
@@ -60,7 +61,6 @@ __all__ = ["Client", "ConnectionState", "Listener", "UrlProvider", "connect"]
 #: A URL, or a function (sync or async) returning one, called before every attempt.
 UrlProvider = str | Callable[[], str] | Callable[[], Awaitable[str]]
 
-_POLICY_VIOLATION: Final = 1008
 _ids = itertools.count(1)
 
 
@@ -741,7 +741,7 @@ def _message_id(value: str | None) -> str:
 
 def _close_error(ended: CloseInfo) -> RealtimePubSubError:
     """What a lost connection ends the block with, when the policy does not retry it."""
-    if ended.code == _POLICY_VIOLATION:
+    if ended.code == POLICY_VIOLATION:
         return Forbidden(
             f"the gateway closed the connection: {ended.reason}",
             code=ended.code,

@@ -29,9 +29,12 @@ __all__ = [
     "CLOSE_FORBIDDEN_SUBSCRIBE",
     "DEFAULT_MESSAGE_TYPE",
     "INBOUND_TOPIC",
+    "POLICY_VIOLATION",
     "PRIVATE_PREFIX",
     "READ_PERMISSION_PREFIX",
+    "REFUSAL_CLOSE_CODES",
     "SECURE_PREFIX",
+    "UNSUPPORTED_DATA",
     "WRITE_PERMISSION_PREFIX",
     "ClientFrame",
     "GatewayEvent",
@@ -75,7 +78,13 @@ SECURE_PREFIX: Final = "secure/"
 READ_PERMISSION_PREFIX: Final = "realtime:subscriber:read:topic:"
 WRITE_PERMISSION_PREFIX: Final = "realtime:publisher:write:topic:"
 _WELCOME_TOPIC: Final = "main"
-_UNSUPPORTED_DATA: Final = 1003
+#: Close codes (RFC 6455, 7.4.1): a frame that is not a UTF-8 JSON object; one that the
+#: token does not allow (or a frame that breaks the protocol's rules).
+UNSUPPORTED_DATA: Final = 1003
+POLICY_VIOLATION: Final = 1008
+#: The close codes of a peer that refuses what it was sent: data it does not take (1003),
+#: invalid data (1007), what the token does not allow (1008), a frame too large (1009).
+REFUSAL_CLOSE_CODES: Final = frozenset({UNSUPPORTED_DATA, 1007, POLICY_VIOLATION, 1009})
 
 
 _ID_BYTES: Final = 16
@@ -233,12 +242,12 @@ def _loads_object(data: bytes | bytearray | memoryview | str, what: str) -> dict
         value = orjson.loads(data)
     except orjson.JSONDecodeError:
         raise ProtocolError(
-            f"{what} is not valid UTF-8 JSON", close_code=_UNSUPPORTED_DATA
+            f"{what} is not valid UTF-8 JSON", close_code=UNSUPPORTED_DATA
         ) from None
     if not isinstance(value, dict):
         raise ProtocolError(
             f"{what} is not a JSON object (got {type(value).__name__})",
-            close_code=_UNSUPPORTED_DATA,
+            close_code=UNSUPPORTED_DATA,
         )
     return value
 
@@ -384,12 +393,12 @@ def parse_gateway_frame(
         frame = orjson.loads(data)
     except orjson.JSONDecodeError:
         raise ProtocolError(
-            "gateway frame is not valid UTF-8 JSON", close_code=_UNSUPPORTED_DATA
+            "gateway frame is not valid UTF-8 JSON", close_code=UNSUPPORTED_DATA
         ) from None
     if type(frame) is not dict:
         raise ProtocolError(
             f"gateway frame is not a JSON object (got {type(frame).__name__})",
-            close_code=_UNSUPPORTED_DATA,
+            close_code=UNSUPPORTED_DATA,
         )
     topic = frame.get("topic")
     message_type = frame.get("messageType")

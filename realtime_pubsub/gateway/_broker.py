@@ -26,6 +26,7 @@ from .._protocol import (
     CLOSE_FORBIDDEN_SUBSCRIBE,
     DEFAULT_MESSAGE_TYPE,
     INBOUND_TOPIC,
+    POLICY_VIOLATION,
     PRIVATE_PREFIX,
     READ_PERMISSION_PREFIX,
     SECURE_PREFIX,
@@ -48,7 +49,6 @@ from ._auth import Identity
 __all__ = ["Ack", "Action", "Broker", "Close", "Member", "Send", "matches_any", "permits"]
 
 #: The close code of a permission failure (PROTOCOL.md §5, [E]).
-POLICY_VIOLATION: Final = 1008
 #: The close code and reason of a connection terminated over the HTTP admin API ([E]):
 #: "going away", which clients answer by reconnecting (with a fresh token).
 TERMINATED: Final = 1001
