@@ -64,7 +64,7 @@ from ._errors import (
 from ._messages import IncomingMessage
 from ._pending import Receipt
 from ._protocol import REFUSAL_CLOSE_CODES
-from ._transport import os_reason
+from ._transport import find_error, os_reason
 from ._urls import mask_url, validate_url
 from .gateway import load_app_config
 from .gateway._auth import DEVELOPMENT_SECRET
@@ -277,7 +277,7 @@ _LISTEN_ADVICE = {
 def _cannot_listen(failure: BaseException, args: argparse.Namespace) -> CommandFailed | None:
     """The one-line failure for a gateway that cannot listen where ``args`` say (the
     gateway raises it from inside its task group), or None if ``failure`` is another."""
-    found = next((e for e in leaves(failure) if isinstance(e, OSError)), None)
+    found: OSError | None = find_error(failure, OSError)
     if found is None:
         return None
     if isinstance(found, socket.gaierror):

@@ -17,7 +17,7 @@ from ._errors import (
     ConnectError,
     RealtimePubSubError,
 )
-from ._transport import os_reason
+from ._transport import find_error, os_reason
 
 if sys.version_info < (3, 11):  # pragma: no cover
     from exceptiongroup import BaseExceptionGroup  # type: ignore[import-not-found,unused-ignore]
@@ -114,7 +114,7 @@ def local_gateway_hint(failure: BaseException, url: str) -> str:
         return " (the local gateway serves only its --app-id, or the apps of its --app-config)"
     if not isinstance(failure, ConnectError) or isinstance(failure, CertificateError):
         return ""
-    if parts.scheme == "wss" and _tls_failed(failure):
+    if parts.scheme == "wss" and find_error(failure, ssl.SSLError) is not None:
         return (
             f" (the local gateway speaks TLS only when started with --certfile: use ws://, "
             f"or start it with: {PROG} gateway --certfile FILE)"
@@ -122,18 +122,6 @@ def local_gateway_hint(failure: BaseException, url: str) -> str:
     port = parts.port or (443 if parts.scheme in ("wss", "https") else 80)
     option = "" if port == _GATEWAY_PORT else f" --port {port}"
     return f" (is the local gateway running? Start it with: {PROG} gateway{option})"
-
-
-def _tls_failed(failure: BaseException) -> bool:
-    """Whether ``failure`` was caused by a TLS error (its causes and contexts)."""
-    seen: list[BaseException] = []
-    current: BaseException | None = failure
-    while current is not None and current not in seen:
-        if isinstance(current, ssl.SSLError):
-            return True
-        seen.append(current)
-        current = current.__cause__ or current.__context__
-    return False
 
 
 class StatusLines(logging.Handler):

@@ -52,6 +52,7 @@ __all__ = [
     "WebSocketsTransport",
     "closed_error",
     "closing",
+    "find_error",
     "os_reason",
     "refusal",
     "translate_errors",
@@ -186,7 +187,7 @@ def _related(error: BaseException) -> Iterator[BaseException]:
                 stack.append(linked)
 
 
-def _find(
+def find_error(
     error: BaseException, kind: type[BaseException] | tuple[type[BaseException], ...]
 ) -> Any:
     """``error`` itself, or the first exception of type ``kind`` among its causes and
@@ -199,23 +200,23 @@ def _translate(error: BaseException, url: str) -> RealtimePubSubError | None:
     if is_cancellation(error) or isinstance(error, (KeyboardInterrupt, SystemExit)):
         return None
     masked = mask_url(url)
-    certificate = _find(error, ssl.SSLCertVerificationError)
+    certificate = find_error(error, ssl.SSLCertVerificationError)
     if certificate is not None:
         return CertificateError(
             f"the TLS certificate of {masked} is not valid: {certificate.verify_message}"
         )
-    ours = _find(error, RealtimePubSubError)
+    ours = find_error(error, RealtimePubSubError)
     if ours is not None:
         return None if ours is error else ours
-    if _find(error, TimeoutError) is not None:
+    if find_error(error, TimeoutError) is not None:
         return ConnectTimeout(f"no connection to {masked} within the connect timeout")
-    status = _find(error, InvalidStatus)
+    status = find_error(error, InvalidStatus)
     if status is not None:
         return refusal(status.response.status_code, status.response.body, url)
-    handshake = _find(error, InvalidHandshake)
+    handshake = find_error(error, InvalidHandshake)
     if handshake is not None:
         return HandshakeError(f"the WebSocket handshake with {masked} failed: {handshake}")
-    network = _find(error, (OSError, anyio.BrokenResourceError, anyio.EndOfStream))
+    network = find_error(error, (OSError, anyio.BrokenResourceError, anyio.EndOfStream))
     if network is not None:
         return ConnectError(f"cannot connect to {masked}: {os_reason(network)}")
     return None

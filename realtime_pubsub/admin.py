@@ -57,7 +57,7 @@ from ._errors import (
     Forbidden,
     RealtimePubSubError,
 )
-from ._transport import os_reason
+from ._transport import find_error, os_reason
 from ._urls import redact
 
 __all__ = ["DEFAULT_BASE_URL", "AdminClient", "AsyncAdminClient"]
@@ -203,7 +203,7 @@ class _AdminBase:
         ``attempt`` (0-based); raises the error translated when it is not to be retried
         (a certificate that is not valid never is: it would fail the same way)."""
         action = redact(call.action, [token])
-        certificate = _certificate_error(error)
+        certificate = find_error(error, ssl.SSLCertVerificationError)
         if call.retry and attempt < self.retries and certificate is None:
             ceiling = min(_RETRY_MAX_DELAY, _RETRY_INITIAL_DELAY * 2**attempt)
             logger.info("%s failed (%s): trying again", action, type(error).__name__)
@@ -222,23 +222,6 @@ class _AdminBase:
             detail = redact(os_reason(error), [token])
             failure = ConnectError(f"admin API: {action} failed: {self.base_url}: {detail}")
         raise failure from error
-
-
-def _causes(error: BaseException) -> list[BaseException]:
-    """``error`` and what caused it (httpx wraps the errors of the network and TLS)."""
-    chain = [error]
-    while (cause := chain[-1].__cause__ or chain[-1].__context__) is not None:
-        if cause in chain:
-            break
-        chain.append(cause)
-    return chain
-
-
-def _certificate_error(error: BaseException) -> ssl.SSLCertVerificationError | None:
-    for cause in _causes(error):
-        if isinstance(cause, ssl.SSLCertVerificationError):
-            return cause
-    return None
 
 
 def _checked_token(value: object) -> str:
