@@ -124,10 +124,6 @@ def _port_value(text: str) -> int:
     return value
 
 
-def _topic_value(text: str) -> str:
-    return validate_topic(text)
-
-
 def _pattern_value(text: str) -> str:
     if is_lifecycle_event(validate_pattern(text)):
         raise ValueError(f"{text!r} is a lifecycle event, not a message pattern")
@@ -138,7 +134,7 @@ _seconds = _checked("seconds", _seconds_value)
 _positive = _checked("positive", _positive_value)
 _count = _checked("count", _count_value)
 _port = _checked("port", _port_value)
-_topic = _checked("topic", _topic_value)
+_topic = _checked("topic", validate_topic)
 _pattern = _checked("pattern", _pattern_value)
 
 

@@ -190,7 +190,6 @@ class Lines:
                     if re.search(pattern, line.decode()):
                         self.buffer = b"\n".join([*lines[index + 1 :], self.buffer])
                         return line.decode()
-                self.buffer = b"\n".join([*lines, self.buffer]) if lines else self.buffer
                 self.buffer += await self.stream.receive()
 
 
