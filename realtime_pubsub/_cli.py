@@ -44,11 +44,11 @@ from ._cli_report import (
     CommandFailed,
     StatusLines,
     UsageError,
+    advice_for,
     describe,
     error,
     interrupted,
     leaves,
-    local_gateway_hint,
     stopped,
     warning,
 )
@@ -58,7 +58,6 @@ from ._errors import (
     ConnectError,
     ConnectionClosed,
     Forbidden,
-    RealtimePubSubError,
     ReplyTimeout,
 )
 from ._messages import IncomingMessage
@@ -94,14 +93,9 @@ async def _client(args: argparse.Namespace, policy: ReconnectPolicy) -> AsyncIte
     """A client of ``args``' URL for the duration of the block. A local URL that cannot be
     reached fails with advice on starting the gateway."""
     url = _url(args)
-    try:
+    with advice_for(url):
         async with connect(url, reconnect=policy, connect_timeout=args.connect_timeout) as client:
             yield client
-    except RealtimePubSubError as exc:
-        hint = local_gateway_hint(exc, url)
-        if hint:
-            raise CommandFailed(f"{exc}{hint}") from exc
-        raise
 
 
 def _payload(text: str) -> Any:
@@ -480,7 +474,8 @@ async def _admin(args: argparse.Namespace) -> int:
     api_url = _api_url(args)
     from .admin import AsyncAdminClient  # httpx, for this command alone
 
-    try:
+    # The local gateway serves the admin API too.
+    with advice_for(api_url, ConnectError):
         async with AsyncAdminClient(app_id, token, base_url=api_url, timeout=args.timeout) as api:
             if args.operation == "publish":
                 await api.publish(args.topic, _payload(args.message), compress=args.compress)
@@ -494,11 +489,6 @@ async def _admin(args: argparse.Namespace) -> int:
             else:
                 await api.terminate_connection(args.connection_id)
                 print(f"terminated connection {args.connection_id!r}")
-    except ConnectError as exc:
-        hint = local_gateway_hint(exc, api_url)  # the gateway serves the admin API too
-        if hint:
-            raise CommandFailed(f"{exc}{hint}") from exc
-        raise
     return 0
 
 

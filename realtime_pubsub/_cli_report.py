@@ -9,6 +9,8 @@ import logging
 import ssl
 import sys
 import urllib.parse
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Final
 
 from ._errors import (
@@ -27,10 +29,11 @@ __all__ = [
     "CommandFailed",
     "StatusLines",
     "UsageError",
+    "advice_for",
     "describe",
     "error",
+    "interrupted",
     "leaves",
-    "local_gateway_hint",
     "stopped",
     "warning",
 ]
@@ -98,7 +101,7 @@ def describe(failure: BaseException) -> str:
     return lines[0] if lines else type(failure).__name__
 
 
-def local_gateway_hint(failure: BaseException, url: str) -> str:
+def _local_gateway_hint(failure: BaseException, url: str) -> str:
     """Advice to add to ``failure``'s line when ``url`` names this machine, where the
     gateway is the local one: how to start it, when it cannot be reached; how to get a
     token it takes, when it refuses one; else nothing."""
@@ -122,6 +125,19 @@ def local_gateway_hint(failure: BaseException, url: str) -> str:
     port = parts.port or (443 if parts.scheme in ("wss", "https") else 80)
     option = "" if port == _GATEWAY_PORT else f" --port {port}"
     return f" (is the local gateway running? Start it with: {PROG} gateway{option})"
+
+
+@contextmanager
+def advice_for(url: str, kind: type[RealtimePubSubError] = RealtimePubSubError) -> Iterator[None]:
+    """Raise a failure of type ``kind`` about ``url`` again with advice added, when ``url``
+    names this machine, where the gateway is the local one (see the hints above)."""
+    try:
+        yield
+    except kind as exc:
+        hint = _local_gateway_hint(exc, url)
+        if not hint:
+            raise
+        raise CommandFailed(f"{exc}{hint}") from exc
 
 
 class StatusLines(logging.Handler):
