@@ -15,6 +15,7 @@ from collections.abc import Awaitable, Callable
 from typing import Final
 
 import anyio
+from anyio.lowlevel import checkpoint
 
 from ._errors import ConnectError, ConnectionClosed, ConnectTimeout, ProtocolError
 from ._messages import Ack, CloseInfo, ConnectionInfo, IncomingMessage, Replier, ResponseMessage
@@ -131,6 +132,7 @@ class Session:
         welcomed = False
         try:
             while True:
+                answered = False
                 for data, binary in await receive():
                     try:
                         event = parse(data, binary, replier)
@@ -141,15 +143,24 @@ class Session:
                     if kind is IncomingMessage and welcomed:
                         dispatch(event)  # type: ignore[arg-type]
                     elif kind is Ack:
-                        ack(event)  # type: ignore[arg-type]
+                        answered = ack(event) or answered  # type: ignore[arg-type]
                     elif kind is ResponseMessage:
-                        reply(event)  # type: ignore[arg-type]
+                        answered = reply(event) or answered  # type: ignore[arg-type]
                     elif kind is ConnectionInfo and not welcomed:
                         welcomed = True
                         self.info = event  # type: ignore[assignment]
                         self._welcomed.set()
                     else:
                         self._logger.debug("frame ignored: %r", event)
+                if answered:
+                    # Give way, so that whoever waited for these answers writes its next
+                    # request before this task reads again: that read would find nothing
+                    # yet, and its system call and re-arming of the poller would stand
+                    # between a reply and the next request. Two turns, because the woken
+                    # task's write yields once more and a turn's tasks run in any order.
+                    # (See "Reading" in docs/architecture.rst.)
+                    await checkpoint()
+                    await checkpoint()
         except ConnectionClosed:
             pass
         except Exception as exc:

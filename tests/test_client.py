@@ -275,6 +275,29 @@ async def test_a_reply_that_arrives_before_the_wait_is_not_lost(
         assert (await receipt.wait_for_reply(timeout=0.01)).data == "early"
 
 
+async def test_the_reader_goes_on_reading_after_answering_a_caller_that_writes_nothing_more(
+    realtime_pubsub_gateway: Gateway,
+) -> None:
+    # After an answer the reader lets the task it woke write first; it must not wait for
+    # that write: here the caller never writes again, and what follows still arrives.
+    gw = realtime_pubsub_gateway
+    async with client_for(gw) as client, client.listen("news.*") as messages:
+        cid = client.connection.id
+        for n in (1, 2):
+            receipt = await client.send("question")
+            gw.send_raw(
+                cid,
+                f'{{"topic":"priv/{cid}","messageType":"response",'
+                f'"data":{{"payload":{{"id":"{receipt.id}","data":"answer"}}}}}}',
+            )
+            if n == 1:  # the message right behind the reply, maybe in the same read
+                gw.send_raw(cid, '{"topic":"news","messageType":"flash","data":1}')
+            assert (await receipt.wait_for_reply(timeout=5)).data == "answer"
+            if n == 2:  # the message after the reply was read
+                gw.send_raw(cid, '{"topic":"news","messageType":"flash","data":2}')
+            assert (await next_message(messages)).data == n
+
+
 async def test_ack_timeout_when_acks_are_withheld(realtime_pubsub_gateway: Gateway) -> None:
     realtime_pubsub_gateway.acks = False
     async with client_for(realtime_pubsub_gateway) as client:
