@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import os
+import struct
 from collections.abc import Callable
 from typing import Final, NamedTuple
 
@@ -28,6 +30,11 @@ from websockets.protocol import Event as WebSocketEvent
 
 from ._tasks import Mutex
 
+try:
+    from websockets.speedups import apply_mask
+except ImportError:  # a websockets built without its C extension
+    from websockets.utils import apply_mask
+
 __all__ = ["CLIENT_READ_SIZE", "SERVER_READ_SIZE", "DataMessage", "WebSocketIO", "server_frame"]
 
 #: Bytes asked of the stream per read. The client reads less than the gateway: every
@@ -40,6 +47,13 @@ CLIENT_READ_SIZE: Final = 8192
 _PAUSED_HOLD_LIMIT: Final = 1 << 20
 _TEXT, _BINARY, _CONT, _PONG = Opcode.TEXT, Opcode.BINARY, Opcode.CONT, Opcode.PONG
 _STREAM_GONE: Final = (anyio.BrokenResourceError, anyio.ClosedResourceError, OSError)
+#: A client frame's header: FIN and opcode, the mask bit and length, the extended length
+#: (16 or 64 bits, network order) when the short one does not fit, the mask.
+_HEAD_SHORT = struct.Struct("!BB4s").pack
+_HEAD_16 = struct.Struct("!BBH4s").pack
+_HEAD_64 = struct.Struct("!BBQ4s").pack
+#: Random bytes fetched at a time for client frames' masks (4 bytes each).
+_MASK_POOL_BYTES: Final = 1024
 
 
 class DataMessage(NamedTuple):
@@ -76,6 +90,7 @@ class WebSocketIO:
         "_fragment_binary",
         "_fragments",
         "_held",
+        "_masks",
         "_progress",
         "_queued_total",
         "_read_size",
@@ -114,6 +129,7 @@ class WebSocketIO:
         self._resumed: anyio.Event | None = None
         self._unpause: anyio.CancelScope | None = None
         self._held: list[bytes] = []
+        self._masks = bytearray()
         # Writing. Running totals of the bytes of data messages queued and written.
         self._send_lock = Mutex()
         self._wake = anyio.Event()
@@ -160,7 +176,7 @@ class WebSocketIO:
         websockets' ``InvalidState`` when the connection is not open.
         """
         protocol = self.protocol
-        if deflate or not protocol.extensions:
+        if deflate and protocol.extensions:
             if binary:
                 protocol.send_binary(data)
             else:
@@ -168,9 +184,30 @@ class WebSocketIO:
         else:
             if protocol.state is not State.OPEN:
                 raise InvalidState(f"connection is {protocol.state.name.lower()}")
-            frame = Frame(_BINARY if binary else _TEXT, data)
-            protocol.writes.append(frame.serialize(mask=protocol.side is Side.CLIENT))
+            if protocol.side is Side.CLIENT:
+                protocol.writes.append(self._client_frame(data, _BINARY if binary else _TEXT))
+            else:
+                protocol.writes.append(server_frame(data, binary=binary))
         self._queued_total += len(data)
+
+    def _client_frame(self, data: bytes, opcode: int) -> bytes:
+        """One whole, uncompressed, masked data frame. What websockets' ``Frame.serialize``
+        makes, for a third of its cost, on the path of every message a client sends: the
+        masks come from a pool of random bytes, refilled from the operating system's CSPRNG
+        256 masks at a time rather than a system call per frame."""
+        masks = self._masks
+        if not masks:
+            masks.extend(os.urandom(_MASK_POOL_BYTES))
+        mask = bytes(masks[-4:])
+        del masks[-4:]
+        length = len(data)
+        if length < 126:
+            head = _HEAD_SHORT(0x80 | opcode, 0x80 | length, mask)
+        elif length < 65536:
+            head = _HEAD_16(0x80 | opcode, 0x80 | 126, length, mask)
+        else:
+            head = _HEAD_64(0x80 | opcode, 0x80 | 127, length, mask)
+        return head + apply_mask(data, mask)
 
     def send_server_frame(self, frame: bytes) -> None:
         """Queue a frame made by :func:`server_frame`. A server's frames are not masked, so

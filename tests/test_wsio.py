@@ -222,6 +222,38 @@ async def test_resume_processes_what_a_paused_connection_held() -> None:
     assert (received[0].data, received[0].binary) == (b"held", True)
 
 
+async def test_client_frames_of_every_length_class_are_read_back_by_websockets() -> None:
+    # Our client frames (masked, serialized without Frame.serialize) as websockets' server
+    # side reads them: both opcodes, the three length encodings, and more frames than one
+    # fill of the mask pool, so it is refilled on the way.
+    sizes = [0, 1, 125, 126, 65535, 65536, 70000] + [10] * 300
+    payloads = [bytes([i % 251]) * size for i, size in enumerate(sizes)]
+    async with socket_pair() as (ours, peer):
+        ws = client_ws(ours)
+        for i, payload in enumerate(payloads):
+            ws.send_message(payload, binary=i % 2 == 1)
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(ws.flush)
+            with anyio.fail_after(10):
+                frames = await read_frames(peer, len(payloads))
+    assert [f.data for f in frames] == payloads
+    assert [f.opcode for f in frames] == [
+        Opcode.BINARY if i % 2 else Opcode.TEXT for i in range(len(payloads))
+    ]
+    assert all(f.fin and not f.rsv1 for f in frames)
+
+
+async def test_client_frame_masks_vary_from_frame_to_frame() -> None:
+    async with socket_pair() as (ours, _):
+        ws = client_ws(ours)
+        for _ in range(600):  # over two fills of the pool
+            ws.send_message(b"x")
+        # A short masked frame: two header bytes, then the mask.
+        masks = [frame[2:6] for frame in ws.protocol.data_to_send()]
+    assert len(masks) == 600
+    assert len(set(masks)) > 550  # random 32-bit masks: a few repeats at most
+
+
 async def test_fragments_are_joined_into_one_message() -> None:
     async with socket_pair() as (ours, peer):
         ws = client_ws(ours)
