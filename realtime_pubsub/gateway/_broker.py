@@ -48,7 +48,6 @@ from ._auth import Identity
 
 __all__ = ["Ack", "Action", "Broker", "Close", "Member", "Send", "matches_any", "permits"]
 
-#: The close code of a permission failure (PROTOCOL.md §5, [E]).
 #: The close code and reason of a connection terminated over the HTTP admin API ([E]):
 #: "going away", which clients answer by reconnecting (with a fresh token).
 TERMINATED: Final = 1001
