@@ -37,6 +37,7 @@ from ._cli_options import (
     APP_ID_VARIABLE,
     DEFAULT_API_URL,
     DEFAULT_PERMISSION,
+    PROG,
     URL_VARIABLE,
     build_parser,
 )
@@ -90,9 +91,9 @@ def _url(args: argparse.Namespace) -> str:
 
 @asynccontextmanager
 async def _client(args: argparse.Namespace, policy: ReconnectPolicy) -> AsyncIterator[Client]:
-    """A client of ``args``' URL for the duration of the block. A local URL that cannot be
-    reached fails with advice on starting the gateway."""
-    url = _url(args)
+    """A client of ``args.url`` (which :func:`_run` resolved) for the duration of the
+    block. A local URL that cannot be reached fails with advice on starting the gateway."""
+    url: str = args.url
     with advice_for(url):
         async with connect(url, reconnect=policy, connect_timeout=args.connect_timeout) as client:
             yield client
@@ -132,7 +133,7 @@ async def _listen(args: argparse.Namespace) -> int:
         async with anyio.create_task_group() as tg, send, receive:
             for pattern in args.patterns:
                 tg.start_soon(pump, pattern)
-            _status(args, f"listening on {mask_url(_url(args))} (Ctrl-C to stop)")
+            _status(args, f"listening on {mask_url(args.url)} (Ctrl-C to stop)")
             async for message in receive:
                 if args.json:
                     line = _json(
@@ -318,14 +319,14 @@ async def _run_gateway(args: argparse.Namespace) -> int:
         app = args.app_id or "<app-id>"
         template = gateway.url("TOKEN", app_id=app).replace("TOKEN", "<token>")
         template = template.replace("%3Capp-id%3E", "<app-id>")
-        print(f"realtime-pubsub gateway listening on {gateway.host}:{gateway.port}", flush=True)
+        print(f"{PROG} gateway listening on {gateway.host}:{gateway.port}", flush=True)
         print(f"connect to: {template}", flush=True)
         if apps is not None:
             print(f"serving apps: {', '.join(apps)}", flush=True)
             hint = " --secret <authKey secret> | --private-key <file> --algorithm <alg>"
         else:
             hint = " --secret <secret>" if args.secret else ""
-        print(f"get a token with: realtime-pubsub token{hint}", flush=True)
+        print(f"get a token with: {PROG} token{hint}", flush=True)
         print(f"admin API (HTTP): {gateway.http_url}", flush=True)
         print("press Ctrl-C to stop", flush=True)
         await anyio.sleep_forever()
@@ -461,7 +462,7 @@ def _admin_setting(args: argparse.Namespace, name: str, variable: str) -> str:
     value: str | None = getattr(args, name) or os.environ.get(variable)
     if not value:
         option = "--" + name.replace("_", "-")
-        raise UsageError(f"no {option[2:].replace('-', ' ')}: pass {option} or set {variable}")
+        raise UsageError(f"no {name.replace('_', ' ')}: pass {option} or set {variable}")
     return value
 
 
@@ -513,6 +514,11 @@ _ASYNC_COMMANDS = {
 }
 
 
+#: The commands that connect to a gateway as a client.
+_CLIENT_COMMANDS = ("listen", "publish", "send")
+_LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+
+
 def _check_backend(backend: str) -> None:
     """Fail in one line, saying what to install, if ``backend`` is not installed."""
     if backend == "trio" and importlib.util.find_spec("trio") is None:
@@ -524,8 +530,8 @@ def _check_backend(backend: str) -> None:
 def _run(args: argparse.Namespace) -> int:
     if args.command == "token":
         return _token(args)
-    if args.command in ("listen", "publish", "send"):
-        _url(args)  # bad usage is reported before anything connects
+    if args.command in _CLIENT_COMMANDS:
+        args.url = _url(args)  # bad usage is reported before anything connects
     _check_backend(args.backend)
     status: int = anyio.run(
         _until_interrupted, _ASYNC_COMMANDS[args.command], args, backend=args.backend
@@ -538,13 +544,11 @@ def _configure_logging(args: argparse.Namespace) -> None:
     the end; the client's progress shows as status lines (unless ``--quiet``), and the
     gateway alone keeps its warnings (development mode)."""
     if args.debug:
-        logging.basicConfig(
-            level=logging.DEBUG, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-        )
+        logging.basicConfig(level=logging.DEBUG, format=_LOG_FORMAT)
         return
     quiet = logging.WARNING if args.command == "gateway" else logging.CRITICAL
-    logging.basicConfig(level=quiet, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    if args.command in ("listen", "publish", "send") and not args.quiet:
+    logging.basicConfig(level=quiet, format=_LOG_FORMAT)
+    if args.command in _CLIENT_COMMANDS and not args.quiet:
         logger = logging.getLogger("realtime_pubsub")
         logger.handlers = [StatusLines(max_attempts=args.attempts or None)]
         logger.setLevel(logging.INFO)

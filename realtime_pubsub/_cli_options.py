@@ -27,10 +27,16 @@ __all__ = [
     "BACKENDS",
     "DEFAULT_API_URL",
     "DEFAULT_PERMISSION",
+    "GATEWAY_PORT",
+    "PROG",
     "URL_VARIABLE",
     "build_parser",
 ]
 
+#: The command's name.
+PROG: Final = "realtime-pubsub"
+#: The port ``realtime-pubsub gateway`` listens on unless told.
+GATEWAY_PORT: Final = 8765
 URL_VARIABLE = "REALTIME_PUBSUB_URL"
 APP_ID_VARIABLE = "REALTIME_PUBSUB_APP_ID"
 ADMIN_TOKEN_VARIABLE = "REALTIME_PUBSUB_ADMIN_TOKEN"
@@ -192,7 +198,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="print errors only: no progress, no word of success",
     )
 
-    parser = _Parser(prog="realtime-pubsub", description="Realtime Pub/Sub from the command line.")
+    parser = _Parser(prog=PROG, description="Realtime Pub/Sub from the command line.")
     parser.add_argument(
         "--debug",
         action="store_true",
@@ -280,7 +286,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     serve.add_argument("--host", default="127.0.0.1", help="address to listen on")
     serve.add_argument(
-        "--port", type=_port, default=8765, help="TCP port to listen on; 0 takes any free one"
+        "--port",
+        type=_port,
+        default=GATEWAY_PORT,
+        help="TCP port to listen on; 0 takes any free one",
     )
     keys = serve.add_mutually_exclusive_group()
     keys.add_argument(

@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Final
 
+from ._cli_options import GATEWAY_PORT, PROG
 from ._errors import (
     AuthenticationError,
     CertificateError,
@@ -25,7 +26,6 @@ if sys.version_info < (3, 11):  # pragma: no cover
     from exceptiongroup import BaseExceptionGroup  # type: ignore[import-not-found,unused-ignore]
 
 __all__ = [
-    "PROG",
     "CommandFailed",
     "StatusLines",
     "UsageError",
@@ -38,11 +38,8 @@ __all__ = [
     "warning",
 ]
 
-PROG: Final = "realtime-pubsub"
 #: The hosts a gateway started on this machine listens on.
 _LOCAL_HOSTS: Final = ("127.0.0.1", "localhost", "::1")
-#: The gateway command's default port.
-_GATEWAY_PORT: Final = 8765
 
 
 class UsageError(Exception):
@@ -123,7 +120,7 @@ def _local_gateway_hint(failure: BaseException, url: str) -> str:
             f"or start it with: {PROG} gateway --certfile FILE)"
         )
     port = parts.port or (443 if parts.scheme in ("wss", "https") else 80)
-    option = "" if port == _GATEWAY_PORT else f" --port {port}"
+    option = "" if port == GATEWAY_PORT else f" --port {port}"
     return f" (is the local gateway running? Start it with: {PROG} gateway{option})"
 
 
