@@ -275,13 +275,10 @@ def translate_errors(url: str) -> Iterator[None]:
 
 
 class _SansIOConnection:
-    __slots__ = ("_backlog", "_pings", "_receiving", "_ws")
+    __slots__ = ("_pings", "_receiving", "_ws")
 
-    def __init__(self, ws: WebSocketIO, backlog: list[DataMessage]) -> None:
+    def __init__(self, ws: WebSocketIO) -> None:
         self._ws = ws
-        # Data messages that arrived with the handshake's response: receive() hands them
-        # out first.
-        self._backlog = backlog
         self._pings: dict[bytes, anyio.Event] = {}
         # One reader at a time, the closing handshake included.
         self._receiving = Mutex()
@@ -337,9 +334,6 @@ class _SansIOConnection:
             raise closed_error(self) from exc
 
     async def receive(self) -> list[DataMessage]:
-        if self._backlog:
-            messages, self._backlog = self._backlog, []
-            return messages
         # The lock is free but for the closing handshake: take it without a scheduling
         # round.
         if not self._receiving.acquire_nowait():
@@ -412,8 +406,8 @@ class WebSocketsTransport:
         name: str,
     ) -> AsyncIterator[TransportConnection]:
         with translate_errors(url), anyio.fail_after(open_timeout):
-            ws, backlog = await self._handshake(url, ssl_context, max_message_size)
-        connection = _SansIOConnection(ws, backlog)
+            ws = await self._handshake(url, ssl_context, max_message_size)
+        connection = _SansIOConnection(ws)
         try:
             async with task_group() as tasks:
                 tasks.start_soon(ws.run_writer, name=f"{name}.writer")
@@ -427,7 +421,7 @@ class WebSocketsTransport:
 
     async def _handshake(
         self, url: str, ssl_context: ssl.SSLContext | None, max_message_size: int
-    ) -> tuple[WebSocketIO, list[DataMessage]]:
+    ) -> WebSocketIO:
         uri = parse_uri(validate_url(url))
         tls: dict[str, Any] = {}
         if uri.secure:
@@ -447,19 +441,18 @@ class WebSocketsTransport:
         try:
             protocol.send_request(protocol.connect())
             await ws.flush()
-            backlog: list[DataMessage] = []
+            # Frames that came in the response's read stay with ws, which hands them out
+            # before it reads again.
             response: Response | None = None
             while response is None:
-                events = await ws.receive_events()
-                for event in events:
+                for event in await ws.receive_events():
                     if isinstance(event, Response):
                         response = event
                 if protocol.handshake_exc is not None:
                     raise protocol.handshake_exc
                 if response is None and protocol.state is State.CLOSED:
                     raise HandshakeError("the server closed the connection during the handshake")
-                backlog.extend(ws.data_messages(events))
-            return ws, backlog
+            return ws
         except BaseException:
             await ws.aclose()
             raise

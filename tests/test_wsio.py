@@ -298,3 +298,179 @@ async def test_a_write_cancelled_on_a_full_socket_ends_at_once_and_closes_the_st
         assert ws.broken
         with pytest.raises(anyio.BrokenResourceError):
             await ws.flush()
+
+
+# ------------------------------------------------------------------ framing
+#
+# Once open, WebSocketIO cuts whole data frames itself and hands every other frame to the
+# protocol. Whatever the frames and however the bytes are split into reads, what comes out
+# must be what websockets' own parser makes of the same bytes.
+
+
+def server_frames() -> list[Frame]:
+    """Frames as a server sends them: every length encoding, both opcodes, empty ones,
+    control frames between and inside a fragmented message."""
+    return [
+        Frame(Opcode.TEXT, b'{"a": 1}'),
+        Frame(Opcode.BINARY, b""),
+        Frame(Opcode.TEXT, b"t" * 125),
+        Frame(Opcode.BINARY, b"b" * 126),
+        Frame(Opcode.PING, b"p1"),
+        Frame(Opcode.TEXT, b"u" * 65535),
+        Frame(Opcode.TEXT, b"frag", fin=False),
+        Frame(Opcode.PING, b"p2"),
+        Frame(Opcode.CONT, b"ment", fin=False),
+        Frame(Opcode.PONG, b"unsolicited"),
+        Frame(Opcode.CONT, b"ed"),
+        Frame(Opcode.BINARY, bytes(range(256)) * 300),  # a 64-bit length
+        Frame(Opcode.TEXT, b"last"),
+    ]
+
+
+def expected_messages(frames: list[Frame]) -> list[DataMessage]:
+    """What websockets' own client parser makes of ``frames``."""
+    protocol = ClientProtocol(parse_uri("ws://127.0.0.1/"), state=State.OPEN, max_size=None)
+    protocol.receive_data(b"".join(f.serialize(mask=False) for f in frames))
+    ws = WebSocketIO(protocol, None)  # type: ignore[arg-type]  # only parses, never reads
+    return ws._data_messages(protocol.events_received())
+
+
+async def receive_all(ws: WebSocketIO, count: int) -> list[DataMessage]:
+    messages: list[DataMessage] = []
+    with anyio.fail_after(10):
+        while len(messages) < count:
+            messages += await ws.receive_messages()
+    return messages
+
+
+@pytest.mark.parametrize("read_size", [1, 2, 3, 7, 130, 8192, 1 << 20])
+async def test_frames_cut_here_are_what_websockets_parses_whatever_the_reads(
+    read_size: int,
+) -> None:
+    frames = server_frames()
+    expected = expected_messages(frames)
+    assert len(expected) == 8  # the fragments joined, the control frames not messages
+    pongs: list[bytes] = []
+    async with socket_pair() as (ours, peer):
+        ws = client_ws(ours, read_size=read_size)
+        ws.on_pong = lambda data: pongs.append(bytes(data))
+        await peer.send(b"".join(f.serialize(mask=False) for f in frames))
+        assert await receive_all(ws, len(expected)) == expected
+        answers = await read_frames(peer, 2)  # both pings answered, in order
+    assert [(f.opcode, f.data) for f in answers] == [(Opcode.PONG, b"p1"), (Opcode.PONG, b"p2")]
+    assert pongs == [b"unsolicited"]
+
+
+@pytest.mark.parametrize("read_size", [1, 5, 8192])
+async def test_a_server_cuts_masked_client_frames(read_size: int) -> None:
+    payloads = [b"x", b"y" * 200, b"z" * 70000, b""]
+    async with socket_pair() as (ours, peer):
+        server = ServerProtocol(state=State.OPEN, max_size=None)
+        ws = WebSocketIO(server, ours, read_size=read_size)
+        protocol = ClientProtocol(parse_uri("ws://127.0.0.1/"), state=State.OPEN)
+        for payload in payloads:
+            protocol.send_binary(payload)
+        await peer.send(b"".join(protocol.data_to_send()))
+        assert await receive_all(ws, len(payloads)) == [(p, True) for p in payloads]
+
+
+async def test_frames_that_come_in_the_read_of_the_handshake_response_are_delivered() -> None:
+    # The 101 response and two messages in one write, then nothing: the messages must come
+    # out of what the handshake's read held back, without another read.
+    async with socket_pair() as (ours, peer):
+        protocol = ClientProtocol(parse_uri("ws://127.0.0.1/"))
+        ws = WebSocketIO(protocol, ours)
+        protocol.send_request(protocol.connect())
+        await ws.flush()
+        server = ServerProtocol()
+        server.receive_data(await peer.receive())
+        [request] = server.events_received()
+        server.send_response(server.accept(request))  # type: ignore[arg-type]
+        server.send_text(b"welcome")
+        server.send_binary(b"first")
+        await peer.send(b"".join(server.data_to_send()))
+        with anyio.fail_after(5):
+            while protocol.state is not State.OPEN:
+                await ws.receive_events()
+        assert await receive_all(ws, 2) == [(b"welcome", False), (b"first", True)]
+
+
+async def test_a_handshake_response_split_anywhere_across_reads() -> None:
+    # One byte per read: the end of the HTTP head ("\r\n\r\n") spans reads.
+    async with socket_pair() as (ours, peer):
+        protocol = ClientProtocol(parse_uri("ws://127.0.0.1/"))
+        ws = WebSocketIO(protocol, ours, read_size=1)
+        protocol.send_request(protocol.connect())
+        await ws.flush()
+        server = ServerProtocol()
+        server.receive_data(await peer.receive())
+        [request] = server.events_received()
+        server.send_response(server.accept(request))  # type: ignore[arg-type]
+        server.send_text(b"welcome")
+        await peer.send(b"".join(server.data_to_send()))
+        with anyio.fail_after(5):
+            while protocol.state is not State.OPEN:
+                await ws.receive_events()
+        assert await receive_all(ws, 1) == [(b"welcome", False)]
+
+
+def close_code(ws: WebSocketIO) -> int | None:
+    close = ws.protocol.close_sent
+    return None if close is None else close.code
+
+
+@pytest.mark.parametrize(
+    ("frame", "code"),
+    [
+        (Frame(Opcode.TEXT, b"masked").serialize(mask=True), 1002),
+        (bytes([0xA1, 4]) + b"rsv2", 1002),  # FIN, RSV2, text
+        (Frame(Opcode.CONT, b"no message to continue").serialize(mask=False), 1002),
+        (bytes([0x83, 1]) + b"x", 1002),  # FIN, a reserved opcode
+        (Frame(Opcode.TEXT, b"x" * 2000).serialize(mask=False)[:4], 1009),  # its header only
+    ],
+)
+async def test_frames_websockets_refuses_fail_the_connection_as_it_would(
+    frame: bytes, code: int
+) -> None:
+    # A good frame first, then the bad one and a good one in the same write: the first is
+    # delivered, the connection fails with websockets' code, the last is dropped.
+    async with socket_pair() as (ours, peer):
+        protocol = ClientProtocol(parse_uri("ws://127.0.0.1/"), state=State.OPEN, max_size=1000)
+        ws = WebSocketIO(protocol, ours)
+        good = Frame(Opcode.TEXT, b"good").serialize(mask=False)
+        await peer.send(good + frame + good)
+        assert await receive_all(ws, 1) == [(b"good", False)]
+        with anyio.fail_after(5):
+            while protocol.state is State.OPEN:
+                assert await ws.receive_messages() == []
+    assert close_code(ws) == code
+
+
+async def test_nothing_after_a_close_frame_is_delivered() -> None:
+    async with socket_pair() as (ours, peer):
+        ws = client_ws(ours)
+        frames = [Frame(Opcode.TEXT, b"before"), Frame(Opcode.CLOSE, b"\x03\xe8")]
+        await peer.send(b"".join(f.serialize(mask=False) for f in [*frames, frames[0]]))
+        assert await receive_all(ws, 1) == [(b"before", False)]
+        assert ws.protocol.close_rcvd is not None
+        [echo] = await read_frames(peer, 1)
+        assert echo.opcode is Opcode.CLOSE
+        await peer.aclose()
+        with anyio.fail_after(5):
+            while not ws.closed:
+                assert await ws.receive_messages() == []
+
+
+async def test_a_frame_cut_short_by_the_end_of_the_stream_is_an_abnormal_closure() -> None:
+    # The protocol is given the half frame before the end of the stream, so it fails the
+    # connection as it would have if it had parsed the stream itself.
+    async with socket_pair() as (ours, peer):
+        ws = client_ws(ours)
+        whole = Frame(Opcode.TEXT, b"whole").serialize(mask=False)
+        await peer.send(whole + Frame(Opcode.TEXT, b"cut short").serialize(mask=False)[:5])
+        assert await receive_all(ws, 1) == [(b"whole", False)]
+        await peer.aclose()
+        with anyio.fail_after(5):
+            while not ws.closed:
+                assert await ws.receive_messages() == []
+    assert str(ws.protocol.parser_exc) == "stream ends after 3 bytes, expected 9 bytes"
