@@ -509,9 +509,11 @@ class WebSocketIO:
         return True
 
     def _cut(self, data: bytes) -> list[DataMessage]:
-        """The data messages in ``data``, in order: each whole, unfragmented, uncompressed
-        data frame within the size limit read here, every other frame handed whole to the
-        protocol. An incomplete last frame is held back for the next read."""
+        """The data messages in ``data``, in order. Whole, unfragmented, uncompressed data
+        frames within the size limit are read here until the first frame that is not one;
+        from there on, the whole frames of ``data`` go to the protocol in one piece (a
+        compressed stream costs one call to it per read, not per frame). An incomplete last
+        frame is held back for the next read."""
         protocol = self.protocol
         if not self._framing or protocol.state is not State.OPEN:
             self._framing = False
@@ -523,6 +525,7 @@ class WebSocketIO:
         masked, limit, whole_data = self._input_masked, self._frame_limit, _WHOLE_DATA
         size = len(data)
         at = 0
+        protocols = -1  # where the protocol's frames start, once one was met
         while True:
             # The header: two bytes, an extended length of 2 or 8, a mask of 4 when masked.
             start = at + 2
@@ -547,21 +550,24 @@ class WebSocketIO:
             if length > limit:
                 # Over the limit: the protocol fails the connection (1009) on the header,
                 # without waiting for a payload it will not take.
-                return self._hand_over(data[at:], messages)
+                return self._hand_over(data[at if protocols < 0 else protocols :], messages)
             if stop > size:
                 start = stop
                 break
-            if head1 in whole_data and head2 & 0x80 == masked and self._fragments is None:
-                payload = data[start:stop]
-                if masked:
-                    payload = apply_mask(payload, data[start - 4 : start])
-                append(message((payload, head1 == _WHOLE_BINARY)))
-            else:
-                protocol.receive_data(data[at:stop])
-                messages += self._data_messages(protocol.events_received())
-                if protocol.state is not State.OPEN:  # a close frame, a protocol error
-                    return self._hand_over(data[stop:], messages)
+            if protocols < 0:
+                if head1 in whole_data and head2 & 0x80 == masked and self._fragments is None:
+                    payload = data[start:stop]
+                    if masked:
+                        payload = apply_mask(payload, data[start - 4 : start])
+                    append(message((payload, head1 == _WHOLE_BINARY)))
+                else:
+                    protocols = at
             at = stop
+        if protocols >= 0:
+            protocol.receive_data(data[protocols:at])
+            messages += self._data_messages(protocol.events_received())
+            if protocol.state is not State.OPEN:  # a close frame, a protocol error
+                return self._hand_over(data[at:], messages)
         if at < size:
             self._input.append(data[at:])
             self._input_size = size - at
