@@ -4,7 +4,7 @@ every answer a test decides, for what the gateway would never do."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -94,12 +94,16 @@ OnFrame = Callable[[RawPeer, dict[str, Any]], Awaitable[None]]
 
 @asynccontextmanager
 async def raw_server(
-    *, on_request: OnRequest | None = None, on_frame: OnFrame | None = None
+    *,
+    on_request: OnRequest | None = None,
+    on_frame: OnFrame | None = None,
+    with_welcome: Sequence[object] = (),
 ) -> AsyncIterator[str]:
     """A WebSocket server on a free loopback port for the duration of the block; yields
     its ``ws://`` URL (with a token-shaped access token). It accepts every handshake that
     ``on_request`` does not refuse, sends a welcome, and hands every frame to ``on_frame``;
-    whatever the peer queued is written after each frame."""
+    whatever the peer queued is written after each frame. With ``with_welcome`` (JSON
+    frames), the handshake's response, the welcome and those frames go in one write."""
     connections = 0
 
     async def serve_one(stream: anyio.abc.SocketStream) -> None:
@@ -117,9 +121,11 @@ async def raw_server(
                     )
                 refusal = on_request(protocol, request) if on_request else None
                 protocol.send_response(refusal or protocol.accept(request))
-                await peer.flush()
                 if refusal is not None:
+                    await peer.flush()
                     return
+                if not with_welcome:
+                    await peer.flush()
                 peer.send_json(
                     {
                         "topic": "main",
@@ -127,6 +133,8 @@ async def raw_server(
                         "data": {"connection": {"id": peer.id, "appId": "raw"}},
                     }
                 )
+                for frame in with_welcome:
+                    peer.send_json(frame)
                 await peer.flush()
                 while True:
                     protocol.receive_data(await stream.receive())

@@ -832,3 +832,22 @@ def test_importing_the_client_imports_neither_the_gateway_nor_pyjwt() -> None:
         "assert 'realtime_pubsub.gateway' in sys.modules\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+async def test_a_welcome_in_the_read_of_the_handshake_response_opens_the_block() -> None:
+    # The 101 response, the welcome and a message in one write, then nothing until the
+    # client speaks: the block is entered at once, and what follows reads as usual.
+    early = {"topic": "t", "messageType": "m", "data": {"payload": "early", "id": "e"}}
+
+    async def on_frame(peer: RawPeer, frame: dict[str, Any]) -> None:
+        if frame["type"] == "subscribe":
+            peer.send_json({"topic": "t", "messageType": "m", "data": {"payload": "later"}})
+
+    async with raw_server(with_welcome=[early], on_frame=on_frame) as url:
+        with anyio.fail_after(5):
+            async with realtime_pubsub.connect(url) as client:
+                assert client.connection.id == "raw1"
+                async with client.listen("t.m") as messages:
+                    await client.subscribe("t")
+                    message = await next_message(messages)
+    assert message.payload == "later"
