@@ -424,6 +424,8 @@ class WebSocketIO:
                 messages = self._data_messages(self.protocol.events_received())
                 await self._answer()
                 return messages
+            if not data:
+                return []  # paused: the read was held back
             self._input.append(data)
             self._input_size += len(data)
             if self._input_size < self._input_needed:
