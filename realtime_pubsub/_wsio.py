@@ -14,10 +14,11 @@ Once the connection is open, :class:`WebSocketIO` cuts the received bytes into f
 itself, the way it serializes the client's data frames itself: a whole, unfragmented,
 uncompressed data frame within the size limit (nearly every frame a client receives) becomes
 a message at once, for a few percent of what websockets' generator-based parser costs.
-Every other frame (control frames, fragments, compressed frames, anything malformed) goes,
-whole, to the protocol, which therefore always sits at a frame boundary and handles it
-exactly as if it had parsed the stream itself. For that, the opening handshake hands the
-protocol the HTTP head and nothing after it.
+From the first frame that is not one, the rest of the read goes to the protocol as it came.
+The protocol thus gets every byte of each frame it parses, from the frame's first byte on,
+and each byte as soon as it is read, so it handles its frames exactly as if it had parsed
+the whole stream itself (it refuses a bad header as soon as it has it). For that, the
+opening handshake hands the protocol the HTTP head and holds back what comes after it.
 """
 
 from __future__ import annotations
@@ -118,6 +119,7 @@ class WebSocketIO:
         "_head_tail",
         "_held",
         "_input",
+        "_input_given",
         "_input_masked",
         "_input_needed",
         "_input_size",
@@ -162,10 +164,12 @@ class WebSocketIO:
         self._head_tail: bytes | None = b"" if protocol.state is State.CONNECTING else None
         self._input_masked = 0x80 if protocol.side is Side.SERVER else 0
         self._frame_limit = _frame_limit(protocol)
-        # Bytes received and not yet cut into frames, and how many the next frame needs.
+        # Bytes received and not yet cut into frames; how many the next frame needs; how
+        # many of them the protocol has already (the beginning of a frame that is its).
         self._input: list[bytes] = []
         self._input_size = 0
         self._input_needed = 0
+        self._input_given = 0
         # Pausing (the gateway's half-open fault).
         self._resumed: anyio.Event | None = None
         self._unpause: anyio.CancelScope | None = None
@@ -430,7 +434,7 @@ class WebSocketIO:
             self._input_size += len(data)
             if self._input_size < self._input_needed:
                 return []  # a frame still incomplete: nothing to cut yet
-        messages = self._cut(self._take_input())
+        messages = self._cut(*self._take_input())
         await self._answer()
         return messages
 
@@ -466,6 +470,12 @@ class WebSocketIO:
             else:
                 await self.flush()
 
+    def feed(self, data: bytes) -> None:
+        """Give the protocol ``data`` that the stream's owner read before handing the
+        stream over (the start of a request it sniffed), as :meth:`receive_events` would
+        have."""
+        self._feed(data)
+
     def _feed(self, data: bytes) -> None:
         """Give ``data`` to the protocol. In the opening handshake, a read that completes
         the HTTP head of the request or the response gives it that head only, and the bytes
@@ -494,12 +504,13 @@ class WebSocketIO:
         if data:
             protocol.receive_data(data)
 
-    def _take_input(self) -> bytes:
-        input_ = self._input
+    def _take_input(self) -> tuple[bytes, int]:
+        """The bytes held, and how many of them the protocol has already."""
+        input_, given = self._input, self._input_given
         data = input_[0] if len(input_) == 1 else b"".join(input_)
         self._input = []
-        self._input_size = self._input_needed = 0
-        return data
+        self._input_size = self._input_needed = self._input_given = 0
+        return data, given
 
     def _end_framing(self) -> bool:
         """From here on the protocol parses every frame. Returns whether it was given
@@ -507,27 +518,35 @@ class WebSocketIO:
         self._framing = False
         if not self._input:
             return False
-        self.protocol.receive_data(self._take_input())
+        data, given = self._take_input()
+        self.protocol.receive_data(data[given:])
         return True
 
-    def _cut(self, data: bytes) -> list[DataMessage]:
-        """The data messages in ``data``, in order. Whole, unfragmented, uncompressed data
-        frames within the size limit are read here until the first frame that is not one;
-        from there on, the whole frames of ``data`` go to the protocol in one piece (a
-        compressed stream costs one call to it per read, not per frame). An incomplete last
-        frame is held back for the next read."""
+    def _cut(self, data: bytes, given: int) -> list[DataMessage]:
+        """The data messages in ``data``, of which the protocol has the first ``given``
+        bytes already, in order.
+
+        Whole, unfragmented, uncompressed data frames within the size limit are read here,
+        up to the first frame that is not one. From that frame on, all of ``data`` goes to
+        the protocol in one piece, an unfinished last frame included: a compressed stream
+        costs one call to it per read, and websockets refuses a bad header (an unknown
+        opcode, the wrong mask bit, a length over what is left of the limit) as soon as it
+        has it. The unfinished last frame is held back, so the next read knows where the
+        frame after it starts.
+        """
         protocol = self.protocol
         if not self._framing or protocol.state is not State.OPEN:
             self._framing = False
-            if data:
-                protocol.receive_data(data)
+            if len(data) > given:
+                protocol.receive_data(data[given:])
             return self._data_messages(protocol.events_received())
         messages: list[DataMessage] = []
         append, message = messages.append, _data_message
         masked, limit, whole_data = self._input_masked, self._frame_limit, _WHOLE_DATA
+        fragments = self._fragments
         size = len(data)
         at = 0
-        protocols = -1  # where the protocol's frames start, once one was met
+        protocols = 0 if given else -1  # where the protocol's frames start, once one was met
         while True:
             # The header: two bytes, an extended length of 2 or 8, a mask of 4 when masked.
             start = at + 2
@@ -535,6 +554,10 @@ class WebSocketIO:
                 break
             head1 = data[at]
             head2 = data[at + 1]
+            if protocols < 0 and (
+                head1 not in whole_data or head2 & 0x80 != masked or fragments is not None
+            ):
+                protocols = at
             length = head2 & 0x7F
             if length == 126:
                 start += 2
@@ -549,39 +572,29 @@ class WebSocketIO:
             if head2 & 0x80:
                 start += 4
             stop = start + length
-            if length > limit:
-                # Over the limit: the protocol fails the connection (1009) on the header,
-                # without waiting for a payload it will not take.
-                return self._hand_over(data[at if protocols < 0 else protocols :], messages)
+            if protocols < 0 and length > limit:
+                protocols = at
             if stop > size:
                 start = stop
                 break
             if protocols < 0:
-                if head1 in whole_data and head2 & 0x80 == masked and self._fragments is None:
-                    payload = data[start:stop]
-                    if masked:
-                        payload = apply_mask(payload, data[start - 4 : start])
-                    append(message((payload, head1 == _WHOLE_BINARY)))
-                else:
-                    protocols = at
+                payload = data[start:stop]
+                if masked:
+                    payload = apply_mask(payload, data[start - 4 : start])
+                append(message((payload, head1 == _WHOLE_BINARY)))
             at = stop
         if protocols >= 0:
-            protocol.receive_data(data[protocols:at])
+            protocol.receive_data(data[max(protocols, given) :])
             messages += self._data_messages(protocol.events_received())
             if protocol.state is not State.OPEN:  # a close frame, a protocol error
-                return self._hand_over(data[at:], messages)
+                self._framing = False
+                return messages
         if at < size:
             self._input.append(data[at:])
             self._input_size = size - at
             self._input_needed = start - at
-        return messages
-
-    def _hand_over(self, rest: bytes, messages: list[DataMessage]) -> list[DataMessage]:
-        """End the framing here: ``rest`` and all that follows is the protocol's."""
-        self._framing = False
-        if rest:
-            self.protocol.receive_data(rest)
-            messages += self._data_messages(self.protocol.events_received())
+            if protocols >= 0:
+                self._input_given = size - at
         return messages
 
     def _data_messages(self, events: list[WebSocketEvent]) -> list[DataMessage]:

@@ -134,7 +134,7 @@ async def handshake(
     with anyio.move_on_after(limits.handshake_timeout):
         while request is None and protocol.state is State.CONNECTING:
             if received:
-                protocol.receive_data(received)
+                ws.feed(received)
                 received = b""
                 events = protocol.events_received()
                 if protocol.writes:  # a malformed request: websockets answered it
