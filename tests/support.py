@@ -157,3 +157,14 @@ async def raw_server(
         port = listener.extra(SocketAttribute.local_port)
         yield f"ws://127.0.0.1:{port}/apps/raw?access_token=aaaa.bbbb.cccc"
         tg.cancel_scope.cancel()
+
+
+@asynccontextmanager
+async def socket_pair() -> AsyncIterator[tuple[anyio.abc.SocketStream, anyio.abc.SocketStream]]:
+    """Both ends of one loopback TCP connection: (ours, the peer's)."""
+    async with await anyio.create_tcp_listener(local_host="127.0.0.1") as listener:
+        port = listener.extra(SocketAttribute.local_port)
+        ours = await anyio.connect_tcp("127.0.0.1", port)
+        peer = await listener.listeners[0].accept()  # type: ignore[attr-defined]
+        async with ours, peer:
+            yield ours, peer

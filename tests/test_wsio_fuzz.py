@@ -27,15 +27,13 @@ import bisect
 import dataclasses
 import os
 import struct
-from collections.abc import AsyncIterator, Callable, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, TypeAlias
 
 import anyio
 import anyio.abc
 import pytest
-from anyio.abc import SocketAttribute
 from hypothesis import HealthCheck, event, example, given, settings
 from hypothesis import strategies as st
 from hypothesis.control import currently_in_test_context
@@ -58,6 +56,8 @@ from realtime_pubsub.gateway._auth import Identity
 from realtime_pubsub.gateway._broker import Broker
 from realtime_pubsub.gateway._broker import Close as BrokerClose
 from realtime_pubsub.testing import ALL_PERMISSIONS
+
+from .support import socket_pair
 
 BACKENDS = ["asyncio", "trio"]
 EXAMPLES = int(os.environ.get("WSIO_FUZZ_EXAMPLES", "60"))
@@ -508,17 +508,6 @@ class SplitStream(anyio.abc.ByteStream):
     @property
     def extra_attributes(self) -> Any:
         return self.inner.extra_attributes
-
-
-@asynccontextmanager
-async def socket_pair() -> AsyncIterator[tuple[anyio.abc.SocketStream, anyio.abc.SocketStream]]:
-    """Both ends of one loopback TCP connection: (ours, the peer's)."""
-    async with await anyio.create_tcp_listener(local_host="127.0.0.1") as listener:
-        port = listener.extra(SocketAttribute.local_port)
-        ours = await anyio.connect_tcp("127.0.0.1", port)
-        peer = await listener.listeners[0].accept()  # type: ignore[attr-defined]
-        async with ours, peer:
-            yield ours, peer
 
 
 async def read_to_end(stream: anyio.abc.ByteStream, data: bytes = b"") -> bytes:
