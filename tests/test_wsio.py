@@ -1,5 +1,7 @@
 """The WebSocket I/O layer (realtime_pubsub._wsio) over a real loopback TCP connection, with
-websockets' sans-IO protocol objects on both ends, already open (no handshake)."""
+websockets' sans-IO protocol objects on both ends: already open, but for the tests of frames
+that come in the handshake response's read. tests/test_wsio_fuzz.py checks the framing
+against websockets' own parser."""
 
 from __future__ import annotations
 
