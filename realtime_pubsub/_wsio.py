@@ -392,11 +392,12 @@ class WebSocketIO:
         """True once the WebSocket connection has fully closed."""
         return self.protocol.state is State.CLOSED
 
-    async def receive_events(self) -> list[WebSocketEvent]:
+    async def receive_events(self, received: bytes = b"") -> list[WebSocketEvent]:
         """Read once from the stream, feed the protocol and return its events (the
         handshake's request or response, frames). What the protocol answers by itself
         (pongs, the echo of a close frame) goes to the writer task, or is written here when
-        none runs.
+        none runs. ``received``: bytes the stream's owner read before handing the stream
+        over (the start of a request it sniffed), taken instead of a read.
 
         After the opening handshake, a call ends :meth:`receive_messages`' own framing for
         good (the closing handshake reads this way): the protocol then parses everything,
@@ -404,16 +405,16 @@ class WebSocketIO:
         instead of reading. End of stream, or a stream broken under us, is fed to the
         protocol as EOF; check :attr:`closed` afterwards.
         """
-        protocol = self.protocol
-        if not self._end_framing():
+        handed = self._end_framing()
+        if received:
+            self._feed(received)
+        elif not handed:
             data = await self._receive()
             if data is None:
-                protocol.receive_eof()
+                self.protocol.receive_eof()
             elif data:
                 self._feed(data)
-        events = protocol.events_received()
-        await self._answer()
-        return events
+        return await self._events()
 
     async def receive_messages(self) -> list[DataMessage]:
         """Like :meth:`receive_events`, for an open connection: the complete data messages
@@ -422,12 +423,10 @@ class WebSocketIO:
             return self._data_messages(await self.receive_events())
         if self._input_size < self._input_needed or not self._input_size:
             data = await self._receive()
-            if data is None:
+            if data is None:  # the protocol judges the end, and what is held before it
                 self._end_framing()
                 self.protocol.receive_eof()
-                messages = self._data_messages(self.protocol.events_received())
-                await self._answer()
-                return messages
+                return self._data_messages(await self._events())
             if not data:
                 return []  # paused: the read was held back
             self._input.append(data)
@@ -461,6 +460,12 @@ class WebSocketIO:
         self._unpause = None
         return b""
 
+    async def _events(self) -> list[WebSocketEvent]:
+        """The protocol's events, once what it answered by itself is on its way."""
+        events = self.protocol.events_received()
+        await self._answer()
+        return events
+
     async def _answer(self) -> None:
         """Have what the protocol answered by itself written: by the writer task when one
         runs, else here."""
@@ -469,12 +474,6 @@ class WebSocketIO:
                 self.flush_soon()
             else:
                 await self.flush()
-
-    def feed(self, data: bytes) -> None:
-        """Give the protocol ``data`` that the stream's owner read before handing the
-        stream over (the start of a request it sniffed), as :meth:`receive_events` would
-        have."""
-        self._feed(data)
 
     def _feed(self, data: bytes) -> None:
         """Give ``data`` to the protocol. In the opening handshake, a read that completes

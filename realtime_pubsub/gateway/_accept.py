@@ -133,14 +133,8 @@ async def handshake(
     request: Request | None = None
     with anyio.move_on_after(limits.handshake_timeout):
         while request is None and protocol.state is State.CONNECTING:
-            if received:
-                ws.feed(received)
-                received = b""
-                events = protocol.events_received()
-                if protocol.writes:  # a malformed request: websockets answered it
-                    await ws.flush()
-            else:
-                events = await ws.receive_events()
+            events = await ws.receive_events(received)
+            received = b""
             for event in events:
                 if isinstance(event, Request):
                     request = event
